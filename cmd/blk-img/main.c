@@ -1,0 +1,78 @@
+/*
+ * main.c - blk-img: the command table, --help, --version and dispatch.
+ * Every subcommand is one row here; --help and the man page check
+ * (tests/cli/blk-img-help.bats) both read this table.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "cmd/blk-img/blk-img.h"
+
+static const struct blk_img_cmd commands[] = {
+    { "keyval", cmd_keyval,
+      "[--schema blockdev|TYPE] [--to-keyval] STRING|-",
+      "parse an option string (keyval or JSON) and print it as a typed JSON tree" },
+};
+
+void
+blk_img_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("blk-img: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void
+usage(FILE *f)
+{
+    size_t i;
+
+    fprintf(f, "blk-img version " BLK_VERSION "\n"
+            "usage: blk-img [standard options] command [command options]\n"
+            "Disk image utility\n\n"
+            "    '-h', '--help'       display this help and exit\n"
+            "    '-V', '--version'    output version information and exit\n\n"
+            "Command syntax:\n");
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(f, "  %s %s\n", commands[i].name, commands[i].synopsis);
+    }
+    fprintf(f, "\nCommands:\n");
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    }
+    fprintf(f, "\nSee blk-img(1) for the options of each command.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    size_t i;
+
+    if (argc < 2) {
+        blk_img_error("Not enough arguments");
+        fprintf(stderr, "Try 'blk-img --help' for more information\n");
+        return 1;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("blk-img version " BLK_VERSION "\n");
+        return 0;
+    }
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    }
+    blk_img_error("Command not found: %s", argv[1]);
+    return 1;
+}
