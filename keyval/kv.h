@@ -29,7 +29,9 @@ enum kv_type {
 /*
  * A tree node.  Invariants: an object has n keys and n vals, keys unique;
  * a list has n vals and keys == NULL; scalars have n == 0.  Every child is
- * owned by its parent.
+ * owned by its parent.  Change an object's membership only through
+ * kv_set/kv_take (replacing vals[i] in place is fine): big objects keep a
+ * private hash index of their keys so that kv_get is O(1).
  */
 struct kv {
     enum kv_type type;
@@ -43,6 +45,7 @@ struct kv {
     size_t n, cap;
     char **keys;                /* KV_OBJECT: member names */
     struct kv **vals;           /* KV_OBJECT / KV_LIST: children */
+    struct kv_index *index;     /* private to kv.c: key hash of big objects */
 };
 
 /* Constructors; the caller owns the result and frees it with kv_free. */
@@ -78,7 +81,13 @@ struct kv *kv_lookup(const struct kv *root, const char *path);
 
 /* One line of JSON, members in order, integers exact, no spaces. */
 void kv_to_json(const struct kv *kv, struct sbuf *out);
-/* Pretty JSON as qemu-img prints it (4-space indent, "key": value). */
+/*
+ * Pretty JSON as qemu-img prints it (4-space indent, "key": value, closing
+ * bracket on its own line, an empty container as "{" newline "}").  indent
+ * is the nesting level (in units of 4 spaces) the value starts at; 0 for a
+ * top-level value.  No trailing newline.  Doubles print in the shortest
+ * form that reads back exactly (with ".0" when integral), in both forms.
+ */
 void kv_to_json_pretty(const struct kv *kv, struct sbuf *out, int indent);
 
 /*
