@@ -1,0 +1,192 @@
+/*
+ * block.h - the block layer as tools, shells and jobs see it: a graph of
+ * nodes (driver instances) joined by edges, named backends at the roots,
+ * and requests admitted on the libuv loop and run on its thread pool.
+ * Functions here are for the loop thread unless their comment says
+ * otherwise.  Drivers include block/driver.h instead.
+ */
+#ifndef BLOCK_BLOCK_H
+#define BLOCK_BLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <uv.h>
+
+#include "block/driver.h"
+#include "keyval/kv.h"
+#include "util/error.h"
+
+struct blk_graph;
+struct blk_backend;
+struct blk_req;
+
+/* ---- the loop ----------------------------------------------------------- */
+
+/*
+ * Size the libuv pool (UV_THREADPOOL_SIZE) for `threads` workers; call in
+ * main() before any request.  Returns the loop (libuv's default loop).
+ */
+uv_loop_t *blk_loop_init(unsigned threads);
+uv_loop_t *blk_loop(void);
+/* Run the loop until *done becomes true or nothing is left to run. */
+void blk_loop_run_until(const bool *done);
+
+/* ---- the graph ---------------------------------------------------------- */
+
+struct blk_graph *blk_graph_new(void);
+/* Closes every backend and node; the graph must have no request in flight. */
+void blk_graph_free(struct blk_graph *g);
+
+/* Open flags for blk_open_image and friends. */
+enum {
+    BLK_OPEN_RDWR = 1 << 0,
+    BLK_OPEN_NO_BACKING = 1 << 1,   /* don't open backing files (-u, info of a broken chain) */
+    BLK_OPEN_FORCE_SHARE = 1 << 2,  /* -U */
+    BLK_OPEN_NOCACHE = 1 << 3,      /* cache.direct=on */
+    BLK_OPEN_NO_FLUSH = 1 << 4,     /* cache.no-flush=on */
+    BLK_OPEN_CHECK = 1 << 5,        /* open for check: tolerate some corruption */
+    BLK_OPEN_PROBE_RAW_RO = 1 << 6, /* internal */
+};
+
+/*
+ * Open a node from a typed BlockdevOptions tree (see kv_parse_typed).
+ * Children given inline are opened too; string children name existing
+ * nodes.  The new node's reference belongs to the caller (blk_node_unref).
+ */
+struct blk_node *blk_node_open(struct blk_graph *g, const struct kv *opts,
+                               unsigned flags, struct blk_error *err);
+
+/*
+ * Open an image the way qemu-img does: `name` is a filename (format fmt, or
+ * probed when fmt is NULL), a `json:{...}` pseudo-filename, or — when
+ * image_opts — a keyval/JSON option string (--image-opts).  Extra options
+ * (may be NULL) are merged in.  Caller owns the reference.
+ */
+struct blk_node *blk_open_image(struct blk_graph *g, const char *name,
+                                const char *fmt, bool image_opts,
+                                unsigned flags, struct blk_error *err);
+
+void blk_node_ref(struct blk_node *bs);
+/* Drops a reference; the last one closes the node and its children. */
+void blk_node_unref(struct blk_node *bs);
+
+struct blk_node *blk_graph_find_node(struct blk_graph *g, const char *node_name);
+/* Iterate over all named nodes; returns NULL after the last. */
+struct blk_node *blk_graph_next_node(struct blk_graph *g, struct blk_node *prev);
+
+int64_t blk_node_get_length(struct blk_node *bs);
+int64_t blk_node_get_allocated_size(struct blk_node *bs);
+/* The backing node, or NULL (through the "backing" child). */
+struct blk_node *blk_node_backing(const struct blk_node *bs);
+/* The node holding the data: the "file" child, or the filtered child. */
+struct blk_node *blk_node_file(const struct blk_node *bs);
+/* Iterate a node's children; NULL after the last. */
+struct blk_child *blk_node_next_child(const struct blk_node *bs, struct blk_child *prev);
+/* The options the node was opened with (typed BlockdevOptions tree, borrowed). */
+const struct kv *blk_node_options(const struct blk_node *bs);
+/* The cumulative permissions its parents take and share. */
+void blk_node_get_perm(const struct blk_node *bs, unsigned *perm, unsigned *shared);
+
+/* ---- backends: named root attachments ------------------------------------ */
+
+struct blk_backend *blk_backend_new(struct blk_graph *g, const char *name,
+                                    struct blk_node *root, unsigned perm,
+                                    unsigned shared, struct blk_error *err);
+void blk_backend_free(struct blk_backend *be);
+struct blk_node *blk_backend_root(const struct blk_backend *be);
+struct blk_backend *blk_graph_find_backend(struct blk_graph *g, const char *name);
+
+/* ---- requests -------------------------------------------------------------- */
+
+enum blk_op {
+    BLK_OP_READ,
+    BLK_OP_WRITE,
+    BLK_OP_ZERO,
+    BLK_OP_DISCARD,
+    BLK_OP_FLUSH,
+    BLK_OP_BLOCK_STATUS,
+};
+
+typedef void blk_req_cb(struct blk_req *req);
+
+/*
+ * One request.  The submitter allocates and owns it; the block layer never
+ * frees it.  cb runs exactly once, on the loop thread, after the request
+ * completed, failed or was cancelled; the memory may be reused once cb has
+ * started.
+ */
+struct blk_req {
+    /* in: set by the submitter */
+    enum blk_op op;
+    uint64_t offset, length;    /* bytes */
+    struct iovec *iov;          /* READ/WRITE: borrowed until cb */
+    int iovcnt;
+    unsigned flags;             /* BLK_REQ_* */
+    blk_req_cb *cb;
+    void *opaque;
+
+    /* out: valid in cb */
+    int ret;                    /* 0 or -errno */
+    struct blk_error err;
+    struct blk_status status;   /* BLOCK_STATUS */
+
+    /* private to block/io.c */
+    struct blk_node *node;
+    uv_work_t work;
+    uv_timer_t *hold_timer;
+    struct blk_req *next_held;
+    uint64_t submit_ns;
+};
+
+/*
+ * Admit req on bs: checks (bounds, read-only, permissions), then the hold
+ * gate (drained nodes queue it), throttle admission, and finally queues the
+ * driver chain on the thread pool.  Never blocks; a request that fails its
+ * checks still gets its callback (on the loop, later, not re-entrantly).
+ */
+void blk_req_submit(struct blk_node *bs, struct blk_req *req);
+/* Same, on a backend's root node. */
+void blk_backend_submit(struct blk_backend *be, struct blk_req *req);
+
+/* Requests in flight on bs (admitted, not yet called back), held included. */
+unsigned blk_node_in_flight(const struct blk_node *bs);
+
+/*
+ * Drain: new requests on bs are held at admission; cb(opaque) runs on the
+ * loop once no request is in flight on bs.  blk_node_drain_end releases
+ * the held requests.  Drains nest.
+ */
+void blk_node_drain_begin(struct blk_node *bs, void (*cb)(void *), void *opaque);
+void blk_node_drain_end(struct blk_node *bs);
+
+/*
+ * Synchronous I/O through the same checks and drivers, in the calling
+ * thread.  For offline tools outside the loop and for worker code.
+ */
+int blk_node_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                    struct iovec *iov, int iovcnt, unsigned flags,
+                    struct blk_error *err);
+int blk_node_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                     struct iovec *iov, int iovcnt, unsigned flags,
+                     struct blk_error *err);
+int blk_node_pread(struct blk_node *bs, uint64_t off, void *buf, size_t len,
+                   struct blk_error *err);
+int blk_node_pwrite(struct blk_node *bs, uint64_t off, const void *buf,
+                    size_t len, unsigned flags, struct blk_error *err);
+int blk_node_zero(struct blk_node *bs, uint64_t off, uint64_t len,
+                  unsigned flags, struct blk_error *err);
+int blk_node_discard(struct blk_node *bs, uint64_t off, uint64_t len,
+                     struct blk_error *err);
+int blk_node_flush(struct blk_node *bs, struct blk_error *err);
+int blk_node_block_status(struct blk_node *bs, uint64_t off, uint64_t len,
+                          struct blk_status *st, struct blk_error *err);
+int blk_node_truncate(struct blk_node *bs, uint64_t len, bool exact,
+                      enum blk_prealloc prealloc, struct blk_error *err);
+
+/* ---- images --------------------------------------------------------------- */
+
+/* Create an image from a typed BlockdevCreateOptions tree. */
+int blk_create(const struct kv *opts, struct blk_error *err);
+
+#endif
