@@ -1,5 +1,5 @@
 /*
- * schema.h - the QAPI-like schema (schema/*.json, compiled in): typing and
+ * schema.h - the QAPI-like schema (the JSON files in schema/, compiled in): typing and
  * validating option trees, help listings and query-qmp-schema output.
  * The schema is loaded once on first use and is read-only afterwards, so
  * these functions may be called from any thread after kv_schema_init().
@@ -47,7 +47,36 @@ struct kv *kv_parse_typed(const char *s, const char *type_name, bool *help,
 void kv_schema_help(const struct kv_schema_type *type, const struct kv *tree,
                     struct sbuf *out);
 
-/* The schema in the shape of QEMU's query-qmp-schema (a JSON array). */
+/*
+ * The schema in the shape of QEMU's query-qmp-schema (a JSON array; caller
+ * frees).  Unlike QEMU, type names are the real ones, not numbers, and an
+ * optional member's "default" holds its documented default where there is
+ * one (null otherwise), as QEMU's introspection docs anticipate.
+ */
 struct kv *kv_schema_introspect(void);
+
+/* The type's QAPI name ("BlockdevOptions"; "[BlockdevRef]" for lists). */
+const char *kv_schema_type_name(const struct kv_schema_type *type);
+
+/*
+ * The documented default of a member of a struct or union (its base
+ * members only), by name or dotted path through struct members
+ * ("cache.direct"); a borrowed, read-only typed leaf, or NULL when the
+ * member is unknown or has no documented default.  Drivers use it so the
+ * default lives in one place.
+ */
+const struct kv *kv_schema_member_default(const struct kv_schema_type *type,
+                                          const char *member);
+
+/*
+ * Compatibility policy for deprecated and unstable input (QEMU's -compat
+ * deprecated-input=, unstable-input=).  Default: accept both.  Under
+ * KV_POLICY_REJECT, kv_validate fails on a member or enum value that has
+ * the feature ("Deprecated parameter 'P' disabled by policy",
+ * "Unstable value 'V' disabled by policy").  Process-wide; any thread.
+ */
+enum kv_policy { KV_POLICY_ACCEPT, KV_POLICY_REJECT };
+void kv_schema_set_policy(enum kv_policy deprecated_input,
+                          enum kv_policy unstable_input);
 
 #endif
