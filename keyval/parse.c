@@ -243,8 +243,8 @@ walk_key(struct parser *ps, const char *key, const char *key_end,
         }
         if (++depth > KV_KEY_DEPTH_MAX) {
             blk_error_set(ps->err, -EINVAL,
-                          "Parameter '%.*s' has too many fragments",
-                          (int)(key_end - key), key);
+                          "Parameter '%.*s...' has more than %d fragments",
+                          32, key, KV_KEY_DEPTH_MAX);
             return NULL;
         }
         if (s != key) {
