@@ -14,7 +14,7 @@ CFLAGS = -std=gnu11 $(OPT) $(SAN) $(WARN) -D_GNU_SOURCE -I. -I$(BUILD)/gen $(DEP
 LDFLAGS = $(SAN) $(EXTRA_LDFLAGS)
 LIBS = $(DEP_LIBS)
 
-notest = $(filter-out %/test-%.c,$(1))
+notest = $(foreach f,$(1),$(if $(findstring /test-,$(f)),,$(f)))
 LIB_SRC := $(call notest,$(wildcard util/*.c keyval/*.c block/*.c block/qcow2/*.c))
 IMG_SRC := $(wildcard cmd/blk-img/*.c)
 IO_SRC := $(wildcard cmd/blk-io/*.c)

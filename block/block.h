@@ -46,7 +46,7 @@ enum {
     BLK_OPEN_NOCACHE = 1 << 3,      /* cache.direct=on */
     BLK_OPEN_NO_FLUSH = 1 << 4,     /* cache.no-flush=on */
     BLK_OPEN_CHECK = 1 << 5,        /* open for check: tolerate some corruption */
-    BLK_OPEN_PROBE_RAW_RO = 1 << 6, /* internal */
+    BLK_OPEN_UNMAP = 1 << 6,        /* discard=unmap (qemu-io's default) */
 };
 
 /*
@@ -56,6 +56,15 @@ enum {
  */
 struct blk_node *blk_node_open(struct blk_graph *g, const struct kv *opts,
                                unsigned flags, struct blk_error *err);
+
+/*
+ * Open a node with a driver that need not be in the registry (tests,
+ * internal filters).  opts as for blk_node_open.
+ */
+struct blk_node *blk_node_open_driver(struct blk_graph *g,
+                                      const struct blk_driver *drv,
+                                      const struct kv *opts, unsigned flags,
+                                      struct blk_error *err);
 
 /*
  * Open an image the way qemu-img does: `name` is a filename (format fmt, or
@@ -131,12 +140,11 @@ struct blk_req {
     struct blk_error err;
     struct blk_status status;   /* BLOCK_STATUS */
 
-    /* private to block/io.c */
+    /* private to block/req.c */
     struct blk_node *node;
     uv_work_t work;
-    uv_timer_t *hold_timer;
-    struct blk_req *next_held;
-    uint64_t submit_ns;
+    struct blk_track *track;    /* overlap tracking, registered at dispatch */
+    struct blk_req *next_held;  /* drain-gate or throttle queue */
 };
 
 /*

@@ -225,6 +225,27 @@ struct blk_child *blk_node_open_backing(struct blk_node *parent,
                                         const char *name, const char *fmt,
                                         struct blk_error *err);
 
+/* The BLK_OPEN_* flags (block.h) the node was opened with. */
+unsigned blk_node_open_flags(const struct blk_node *bs);
+
+/*
+ * For create(): open the node a BlockdevCreateOptions member refers to
+ * (an inline options object, or a filename string) read-write, for the
+ * creating driver to write with blk_node_pwrite & co (declared here for
+ * drivers: see blk_create_node_* below).  Caller releases it with
+ * blk_create_close_child.
+ */
+struct blk_node *blk_create_open_child(const struct kv *ref,
+                                       struct blk_error *err);
+void blk_create_close_child(struct blk_node *bs);
+int blk_create_pwrite(struct blk_node *bs, uint64_t off, const void *buf,
+                      size_t len, struct blk_error *err);
+int blk_create_pread(struct blk_node *bs, uint64_t off, void *buf,
+                     size_t len, struct blk_error *err);
+int blk_create_truncate(struct blk_node *bs, uint64_t len,
+                        enum blk_prealloc prealloc, struct blk_error *err);
+int blk_create_flush(struct blk_node *bs, struct blk_error *err);
+
 /* Attach an already-open node as a child (takes a new reference). */
 struct blk_child *blk_node_attach_child(struct blk_node *parent,
                                         struct blk_node *child,

@@ -1,0 +1,385 @@
+/*
+ * req.c - the asynchronous engine on the libuv loop: admission (checks,
+ * the drain gate, throttle holds on timers), the hand-off of a request's
+ * whole driver chain to the thread pool, and the one completion callback
+ * on the loop.  Loop thread only, except work_cb which runs on a worker.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/node-int.h"
+#include "util/xalloc.h"
+
+static uv_loop_t *the_loop;
+
+uv_loop_t *
+blk_loop_init(unsigned threads)
+{
+    char buf[16];
+
+    if (the_loop != NULL) {
+        return the_loop;
+    }
+    if (threads == 0) {
+        threads = 4;
+    }
+    if (threads > 1024) {
+        threads = 1024;     /* libuv's own cap */
+    }
+    /* Read by libuv when the pool first starts, so set it before any work. */
+    snprintf(buf, sizeof(buf), "%u", threads);
+    setenv("UV_THREADPOOL_SIZE", buf, 1);
+    the_loop = uv_default_loop();
+    return the_loop;
+}
+
+uv_loop_t *
+blk_loop(void)
+{
+    if (the_loop == NULL) {
+        blk_loop_init(0);
+    }
+    return the_loop;
+}
+
+void
+blk_loop_run_until(const bool *done)
+{
+    uv_loop_t *loop = blk_loop();
+
+    while (!*done) {
+        if (uv_run(loop, UV_RUN_ONCE) == 0 && !*done) {
+            /* Nothing left that could ever set *done. */
+            break;
+        }
+    }
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+static void drain_check(struct blk_node *bs);
+
+static bool
+is_data_op(enum blk_op op)
+{
+    return op == BLK_OP_READ || op == BLK_OP_WRITE || op == BLK_OP_ZERO ||
+           op == BLK_OP_DISCARD;
+}
+
+static void
+work_cb(uv_work_t *w)
+{
+    struct blk_req *req = container_of(w, struct blk_req, work);
+    struct blk_track *t = req->track;
+
+    if (req->ret < 0) {
+        return;             /* failed admission: complete with that error */
+    }
+    if (t != NULL) {
+        blk_track_wait(req->node, t);
+    }
+    req->ret = blk_io_run(req->node, req->op, req->offset, req->length,
+                          req->iov, req->iovcnt, req->flags, &req->status,
+                          true, t != NULL, &req->err);
+    if (t != NULL) {
+        blk_track_end(req->node, t);
+    }
+}
+
+static void
+after_work_cb(uv_work_t *w, int status)
+{
+    struct blk_req *req = container_of(w, struct blk_req, work);
+    struct blk_node *bs = req->node;
+
+    if (status == UV_ECANCELED && req->ret == 0) {
+        req->ret = blk_error_set(&req->err, -ECANCELED, "request cancelled");
+    }
+    req->track = NULL;
+    req->next_held = NULL;
+    assert(bs->running > 0);
+    bs->running--;
+    /* The memory is the submitter's again once cb starts. */
+    req->cb(req);
+    drain_check(bs);
+    blk_node_unref(bs);
+}
+
+/*
+ * Hand a request to the pool.  Its track is registered here, on the loop,
+ * so that overlapping requests keep their submission order.
+ */
+static void
+dispatch(struct blk_node *bs, struct blk_req *req)
+{
+    uint64_t a = bs->limits.request_alignment;
+    bool unaligned = ((req->offset | req->length) & (a - 1)) != 0;
+
+    if (req->ret == 0 && is_data_op(req->op)) {
+        req->track = blk_track_begin(bs, req->op, req->offset, req->length,
+                                     unaligned && req->op != BLK_OP_READ);
+    }
+    uv_queue_work(blk_loop(), &req->work, work_cb, after_work_cb);
+}
+
+/* ---- throttling ----------------------------------------------------------- */
+
+static void throttle_kick(struct blk_node *bs);
+
+static void
+throttle_timer_cb(uv_timer_t *t)
+{
+    throttle_kick(t->data);
+}
+
+/* The node in the filter chain below bs that holds req, or NULL. */
+static uint64_t
+admit_delay(struct blk_node *bs, const struct blk_req *req,
+            struct blk_node **holder)
+{
+    struct blk_node *n;
+
+    for (n = bs; n != NULL; n = n->drv->is_filter ? blk_node_file(n) : NULL) {
+        if (n->drv->admit != NULL) {
+            uint64_t ns = n->drv->admit(n, req->length,
+                                        req->op != BLK_OP_READ);
+
+            if (ns > 0) {
+                *holder = n;
+                return ns;
+            }
+        }
+    }
+    return 0;
+}
+
+static void
+throttle_arm(struct blk_node *holder, uint64_t ns)
+{
+    uint64_t ms = (ns + 999999) / 1000000;
+
+    if (holder->throttle_timer == NULL) {
+        holder->throttle_timer = xzalloc(sizeof(uv_timer_t));
+        uv_timer_init(blk_loop(), holder->throttle_timer);
+        holder->throttle_timer->data = holder;
+    }
+    uv_timer_start(holder->throttle_timer, throttle_timer_cb, ms ? ms : 1, 0);
+}
+
+/* Admit throttled requests in order until one must wait again. */
+static void
+throttle_kick(struct blk_node *holder)
+{
+    while (holder->throttled_head != NULL) {
+        struct blk_req *req = holder->throttled_head;
+        struct blk_node *h2 = NULL;
+        uint64_t ns = admit_delay(holder, req, &h2);
+
+        if (ns > 0) {
+            throttle_arm(holder, ns);
+            return;
+        }
+        holder->throttled_head = req->next_held;
+        if (holder->throttled_head == NULL) {
+            holder->throttled_tail = NULL;
+        }
+        req->next_held = NULL;
+        dispatch(req->node, req);
+    }
+}
+
+/* ---- admission --------------------------------------------------------------- */
+
+static void
+admit(struct blk_node *bs, struct blk_req *req)
+{
+    struct blk_node *holder = NULL;
+    uint64_t ns;
+
+    if (req->ret == 0 && is_data_op(req->op)) {
+        ns = admit_delay(bs, req, &holder);
+        if (ns > 0 || (holder != NULL && holder->throttled_head != NULL)) {
+            /* FIFO: later requests queue behind a held one. */
+            req->next_held = NULL;
+            if (holder->throttled_tail != NULL) {
+                holder->throttled_tail->next_held = req;
+            } else {
+                holder->throttled_head = req;
+                throttle_arm(holder, ns);
+            }
+            holder->throttled_tail = req;
+            return;
+        }
+    }
+    dispatch(bs, req);
+}
+
+static bool
+node_quiesced(const struct blk_node *bs)
+{
+    const struct blk_child *c;
+
+    if (bs->quiesce > 0) {
+        return true;
+    }
+    /* A request on bs runs through its children: draining one holds it. */
+    for (c = bs->children; c != NULL; c = c->next) {
+        if (node_quiesced(c->child)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+blk_req_submit(struct blk_node *bs, struct blk_req *req)
+{
+    assert(req->cb != NULL);
+    req->node = bs;
+    req->ret = 0;
+    blk_error_clear(&req->err);
+    memset(&req->status, 0, sizeof(req->status));
+    req->track = NULL;
+    req->next_held = NULL;
+    blk_node_ref(bs);
+    bs->running++;
+    if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) &&
+        req->iov == NULL && req->length > 0) {
+        req->ret = blk_error_set(&req->err, -EINVAL, "request without buffer");
+    }
+    if (req->ret == 0 && node_quiesced(bs)) {
+        bs->running--;
+        bs->held++;
+        if (bs->held_tail != NULL) {
+            bs->held_tail->next_held = req;
+        } else {
+            bs->held_head = req;
+        }
+        bs->held_tail = req;
+        return;
+    }
+    admit(bs, req);
+}
+
+void
+blk_backend_submit(struct blk_backend *be, struct blk_req *req)
+{
+    blk_req_submit(be->root.child, req);
+}
+
+unsigned
+blk_node_in_flight(const struct blk_node *bs)
+{
+    return bs->running + bs->held;
+}
+
+/* ---- drain --------------------------------------------------------------------- */
+
+/* Requests running on bs or on any node whose requests pass through bs. */
+static unsigned
+running_through(const struct blk_node *bs)
+{
+    const struct blk_child *p;
+    unsigned n = bs->running;
+
+    for (p = bs->parents; p != NULL; p = p->next_parent) {
+        if (p->parent != NULL) {
+            n += running_through(p->parent);
+        }
+    }
+    return n;
+}
+
+static void
+drain_deferred_cb(uv_timer_t *t)
+{
+    struct blk_node *bs = t->data;
+
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    drain_check(bs);
+    blk_node_unref(bs);
+}
+
+static void
+drain_check_one(struct blk_node *bs)
+{
+    struct blk_drain_wait **pp = &bs->drain_waits;
+
+    while (*pp != NULL) {
+        struct blk_drain_wait *w = *pp;
+
+        if (running_through(w->node) > 0) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        w->cb(w->opaque);
+        free(w);
+    }
+}
+
+/* After a completion on bs: wake drains waiting on bs or below it. */
+static void
+drain_check(struct blk_node *bs)
+{
+    struct blk_child *c;
+
+    drain_check_one(bs);
+    for (c = bs->children; c != NULL; c = c->next) {
+        drain_check(c->child);
+    }
+}
+
+void
+blk_node_drain_begin(struct blk_node *bs, void (*cb)(void *), void *opaque)
+{
+    struct blk_drain_wait *w = xzalloc(sizeof(*w));
+    uv_timer_t *t = xzalloc(sizeof(*t));
+
+    bs->quiesce++;
+    w->cb = cb;
+    w->opaque = opaque;
+    w->node = bs;
+    w->next = bs->drain_waits;
+    bs->drain_waits = w;
+    /* Never call back from inside drain_begin: defer to the next loop turn. */
+    blk_node_ref(bs);
+    uv_timer_init(blk_loop(), t);
+    t->data = bs;
+    uv_timer_start(t, drain_deferred_cb, 0, 0);
+}
+
+static void
+release_held(struct blk_node *bs)
+{
+    struct blk_child *p;
+
+    while (bs->held_head != NULL && !node_quiesced(bs)) {
+        struct blk_req *req = bs->held_head;
+
+        bs->held_head = req->next_held;
+        if (bs->held_head == NULL) {
+            bs->held_tail = NULL;
+        }
+        req->next_held = NULL;
+        bs->held--;
+        bs->running++;
+        admit(bs, req);
+    }
+    for (p = bs->parents; p != NULL; p = p->next_parent) {
+        if (p->parent != NULL) {
+            release_held(p->parent);
+        }
+    }
+}
+
+void
+blk_node_drain_end(struct blk_node *bs)
+{
+    assert(bs->quiesce > 0);
+    if (--bs->quiesce == 0) {
+        release_held(bs);
+    }
+}
