@@ -69,9 +69,9 @@ help_members(struct sbuf *out, const struct sch_member *ms, size_t n,
         sbuf_addch(out, '=');
         add_type_hint(out, t);
         if (m->optional || m->features) {
-            while (out->len - start < HELP_NOTE_COL) {
+            do {
                 sbuf_addch(out, ' ');
-            }
+            } while (out->len - start < HELP_NOTE_COL);
             sbuf_addch(out, '(');
             sbuf_adds(out, m->optional ? "optional" : "mandatory");
             if (m->dflt != NULL) {
@@ -125,10 +125,11 @@ kv_schema_help(const struct kv_schema_type *type, const struct kv *tree,
         sbuf_addf(out, "Value '%s' of '%s' is not accepted.\n", value, disc);
     }
     sbuf_addf(out, "Accepted values for '%s':", disc);
+    n = strlen(disc) + 23;
     for (i = 0; i < type->nvariants; i++) {
-        if (i > 0 && n + strlen(type->variants[i].name) > 70) {
+        if (n + 1 + strlen(type->variants[i].name) > 78) {
             sbuf_adds(out, "\n   ");
-            n = 0;
+            n = 3;
         }
         sbuf_addf(out, " %s", type->variants[i].name);
         n += strlen(type->variants[i].name) + 1;
