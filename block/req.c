@@ -192,16 +192,33 @@ throttle_kick(struct blk_node *holder)
 
 /* ---- admission --------------------------------------------------------------- */
 
+/* The first node in bs's filter chain with requests waiting on a throttle. */
+static struct blk_node *
+throttle_queue_of(struct blk_node *bs)
+{
+    struct blk_node *n;
+
+    for (n = bs; n != NULL; n = n->drv->is_filter ? blk_node_file(n) : NULL) {
+        if (n->throttled_head != NULL) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
 static void
 admit(struct blk_node *bs, struct blk_req *req)
 {
     struct blk_node *holder = NULL;
-    uint64_t ns;
+    uint64_t ns = 0;
 
     if (req->ret == 0 && is_data_op(req->op)) {
-        ns = admit_delay(bs, req, &holder);
-        if (ns > 0 || (holder != NULL && holder->throttled_head != NULL)) {
-            /* FIFO: later requests queue behind a held one. */
+        /* FIFO: a request never overtakes one held before it. */
+        holder = throttle_queue_of(bs);
+        if (holder == NULL) {
+            ns = admit_delay(bs, req, &holder);
+        }
+        if (holder != NULL) {
             req->next_held = NULL;
             if (holder->throttled_tail != NULL) {
                 holder->throttled_tail->next_held = req;
