@@ -59,6 +59,14 @@ $(BUILD)/t/%: $(BUILD)/obj/%.o $(call obj,$(TEST_HELPERS)) $(LIBBLK)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The fuzz entry point without libFuzzer: replays tests/fuzz/corpus (make check).
+$(BUILD)/fuzz-replay: $(call obj,tests/fuzz/replay.c tests/fuzz/fuzz-keyval.c) $(LIBBLK)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# bench/keyval.sh: parse/validate timings for big option strings.
+$(BUILD)/bench-keyval: $(call obj,bench/keyval.c) $(LIBBLK)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 $(BUILD)/man/%: man/%.pod
 	@mkdir -p $(@D)
 	pod2man --center="blk" --release="blk $$(sed -n 's/.*BLK_VERSION "\(.*\)"/\1/p' config.h)" \
@@ -78,8 +86,8 @@ deps:
 
 check: deps
 	@$(MAKE) --no-print-directory all unit-build
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN="$(SAN_ASAN)" OPT="-O1 -g" unit-build
-	@$(MAKE) --no-print-directory BUILD=build/tsan SAN="$(SAN_TSAN)" OPT="-O1 -g" CC=clang unit-build
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN="$(SAN_ASAN)" OPT="-O1 -g" unit-build build/asan/fuzz-replay
+	@$(MAKE) --no-print-directory BUILD=build/tsan SAN="$(SAN_TSAN)" OPT="-O1 -g" unit-build
 	@scripts/check
 
 check-quick: all unit-build
