@@ -1,6 +1,7 @@
 # helpers.bash - shared setup for the bats tests (tests/cli, tests/compat):
 # bats-support/bats-assert, the repository root, and the tools under test
 # (BLK_BUILD overrides the build directory, e.g. build/asan).
+bats_require_minimum_version 1.5.0
 load /usr/lib/bats/bats-support/load
 load /usr/lib/bats/bats-assert/load
 
