@@ -19,5 +19,14 @@ struct blk_img_cmd {
 void blk_img_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cmd_keyval(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
+int cmd_amend(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 
 #endif
