@@ -6,7 +6,16 @@
 
 #include "block/driver.h"
 
+extern const struct blk_driver blk_driver_file, blk_driver_host_device;
+extern const struct blk_driver blk_driver_raw;
+extern const struct blk_driver blk_driver_null_co, blk_driver_null_aio;
+
 const struct blk_driver *const blk_drivers[] = {
+    &blk_driver_file,
+    &blk_driver_host_device,
+    &blk_driver_raw,
+    &blk_driver_null_co,
+    &blk_driver_null_aio,
     NULL
 };
 

@@ -1,0 +1,206 @@
+/*
+ * raw.c - the "raw" format driver: the guest sees its "file" child as is,
+ * or a window of it (options offset and size).  Requests pass straight
+ * through with the offset added; images are created by the file driver.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+
+#include "block/driver.h"
+
+#define SECTOR 512
+
+struct raw_state {
+    struct blk_child *file;
+    uint64_t offset;
+    uint64_t size;              /* the window, when has_size */
+    bool has_size;
+};
+
+static int
+raw_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+    return 1;                   /* anything is raw, if nothing else claims it */
+}
+
+static int
+raw_open(struct blk_node *bs, const struct kv *opts, struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int64_t real_size;
+    unsigned role;
+
+    s->offset = kv_get_uint(opts, "offset", 0);
+    s->has_size = kv_get(opts, "size") != NULL;
+    s->size = kv_get_uint(opts, "size", 0);
+
+    /* Without a window raw is nearly a filter; with one it is not. */
+    role = BLK_ROLE_PRIMARY |
+           (s->offset != 0 || s->has_size ? BLK_ROLE_DATA : BLK_ROLE_FILTERED);
+    s->file = blk_node_open_child(bs, opts, "file", "file", role, false, err);
+    if (s->file == NULL) {
+        return err != NULL && err->code < 0 ? err->code : -EINVAL;
+    }
+
+    real_size = blk_child_get_length(s->file);
+    if (real_size < 0) {
+        return blk_error_setsys(err, (int)real_size,
+                                "Could not get image size");
+    }
+    if (s->offset > (uint64_t)real_size) {
+        return blk_error_set(err, -EINVAL,
+                             "Offset (%" PRIu64 ") cannot be greater than "
+                             "size of the containing file (%" PRId64 ")",
+                             s->offset, real_size);
+    }
+    if (s->has_size && (uint64_t)real_size - s->offset < s->size) {
+        return blk_error_set(err, -EINVAL,
+                             "The sum of offset (%" PRIu64 ") and size "
+                             "(%" PRIu64 ") has to be smaller or equal to "
+                             "the  actual size of the containing file "
+                             "(%" PRId64 ")", s->offset, s->size, real_size);
+    }
+    if (s->has_size && s->size % SECTOR != 0) {
+        return blk_error_set(err, -EINVAL,
+                             "Specified size is not multiple of %d", SECTOR);
+    }
+    return 0;
+}
+
+/* Move a request into the window; refuse what leaves it. */
+static int
+adjust(struct raw_state *s, uint64_t *off, uint64_t len, bool write,
+       struct blk_error *err)
+{
+    if (s->has_size && (*off > s->size || len > s->size - *off)) {
+        return blk_error_set(err, write ? -ENOSPC : -EINVAL,
+                             "request at offset %" PRIu64 " length %" PRIu64
+                             " leaves the raw window (%" PRIu64 " bytes)",
+                             *off, len, s->size);
+    }
+    if (*off > INT64_MAX - s->offset) {
+        return blk_error_set(err, -EINVAL, "request at offset %" PRIu64
+                             " is out of range", *off);
+    }
+    *off += s->offset;
+    return 0;
+}
+
+static int
+raw_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+           struct iovec *iov, int iovcnt, unsigned flags,
+           struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int r = adjust(s, &off, len, false, err);
+
+    return r < 0 ? r : blk_child_preadv(s->file, off, len, iov, iovcnt, flags,
+                                        err);
+}
+
+static int
+raw_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+            struct iovec *iov, int iovcnt, unsigned flags,
+            struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int r = adjust(s, &off, len, true, err);
+
+    return r < 0 ? r : blk_child_pwritev(s->file, off, len, iov, iovcnt,
+                                         flags, err);
+}
+
+static int
+raw_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
+         struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int r = adjust(s, &off, len, true, err);
+
+    return r < 0 ? r : blk_child_zero(s->file, off, len, flags, err);
+}
+
+static int
+raw_discard(struct blk_node *bs, uint64_t off, uint64_t len,
+            struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int r = adjust(s, &off, len, true, err);
+
+    return r < 0 ? r : blk_child_discard(s->file, off, len, err);
+}
+
+static int
+raw_block_status(struct blk_node *bs, uint64_t off, uint64_t len,
+                 struct blk_status *st, struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+
+    st->pnum = len;
+    st->flags = BLK_STATUS_RECURSE | BLK_STATUS_OFFSET_VALID;
+    st->map = off + s->offset;
+    st->file = blk_child_node(s->file);
+    return 0;
+}
+
+/*
+ * The window's length: the file's from offset on, or size if given (and
+ * the file still holds it); rounded up to 512 bytes as QEMU 7.2 reports
+ * lengths, so an unaligned offset shows one partial sector more.
+ */
+static int64_t
+raw_get_length(struct blk_node *bs)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int64_t len = blk_child_get_length(s->file);
+    uint64_t n;
+
+    if (len < 0) {
+        return len;
+    }
+    if ((uint64_t)len < s->offset) {
+        return 0;
+    }
+    n = (uint64_t)len - s->offset;
+    if (s->has_size && s->size < n) {
+        n = s->size;
+    }
+    if (n % SECTOR != 0 && n < (uint64_t)INT64_MAX - SECTOR) {
+        n += SECTOR - n % SECTOR;
+    }
+    return (int64_t)n;
+}
+
+static int
+raw_truncate(struct blk_node *bs, uint64_t len, bool exact,
+             enum blk_prealloc prealloc, struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+
+    if (s->has_size) {
+        return blk_error_set(err, -ENOTSUP,
+                             "Cannot resize fixed-size raw disks");
+    }
+    if (len > INT64_MAX - s->offset) {
+        return blk_error_set(err, -EINVAL,
+                             "Disk size too large for the chosen offset");
+    }
+    return blk_child_truncate(s->file, len + s->offset, exact, prealloc, err);
+}
+
+const struct blk_driver blk_driver_raw = {
+    .name = "raw",
+    .threads = BLK_THREADS_PARALLEL,
+    .state_size = sizeof(struct raw_state),
+    .is_format = true,
+    .probe = raw_probe,
+    .open = raw_open,
+    .preadv = raw_preadv,
+    .pwritev = raw_pwritev,
+    .zero = raw_zero,
+    .discard = raw_discard,
+    .block_status = raw_block_status,
+    .get_length = raw_get_length,
+    .truncate = raw_truncate,
+};
