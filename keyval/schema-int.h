@@ -95,7 +95,4 @@ int sch_enum_index(const struct kv_schema_type *t, const char *value);
 /* The C-ish spelling used in range errors ("uint16_t"), or NULL for int/uint64. */
 const char *sch_builtin_ctype(enum sch_builtin b);
 
-/* The JSON type QEMU names in "expected: T" errors ("integer", "boolean"). */
-const char *sch_json_type_name(const struct kv_schema_type *t);
-
 #endif

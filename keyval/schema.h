@@ -16,7 +16,10 @@ struct kv_schema_type;          /* opaque: one named type of the schema */
 /* Parse the embedded schema; aborts with a message if it is malformed (a bug). */
 void kv_schema_init(void);
 
-/* A type by its QAPI name ("BlockdevOptions"); NULL if unknown. */
+/*
+ * A type by its QAPI name ("BlockdevOptions"; "blockdev" is accepted as
+ * an alias for it); NULL if unknown.
+ */
 const struct kv_schema_type *kv_schema_lookup(const char *name);
 
 /* The discriminator of a union type ("driver"), else NULL: the implied key. */
@@ -27,7 +30,10 @@ const char *kv_schema_implied_key(const struct kv_schema_type *type);
  * from_keyval: string leaves are converted to the member types; otherwise
  * leaves must already have the right JSON type.  json_filename: the lenient
  * mode of `json:` filenames (strings converted, native leaves checked).
- * Errors name the full dotted path (`Parameter 'file.filename' is missing`).
+ * Errors name the full path (`Parameter 'file.filename' is missing`);
+ * list elements are `children.0` in keyval and lenient mode and
+ * `children[0]` in JSON mode, as QEMU writes them.  tree itself stays
+ * valid (converted in place) even when its root is a scalar.
  */
 enum kv_mode { KV_MODE_JSON, KV_MODE_KEYVAL, KV_MODE_LENIENT };
 int kv_validate(struct kv *tree, const struct kv_schema_type *type,
@@ -37,8 +43,10 @@ int kv_validate(struct kv *tree, const struct kv_schema_type *type,
  * Parse + validate in one call: s is keyval or JSON (by its first byte),
  * typed as type_name with its implied key.  If help is non-NULL and the
  * string asks for help, *help is set and the help text is appended to
- * help_text (both may be NULL when help is not offered).  Returns the
- * typed tree (caller frees) or NULL with err set.
+ * help_text (both may be NULL when help is not offered); the tree is
+ * then returned parsed but not validated, so check *help first.  Returns
+ * the typed tree (caller frees) or NULL with err set; an unknown
+ * type_name is the error "unknown schema type 'X'".
  */
 struct kv *kv_parse_typed(const char *s, const char *type_name, bool *help,
                           struct sbuf *help_text, struct blk_error *err);

@@ -77,32 +77,6 @@ sch_builtin_ctype(enum sch_builtin b)
     }
 }
 
-const char *
-sch_json_type_name(const struct kv_schema_type *t)
-{
-    switch (t->kind) {
-    case SCH_STRUCT:
-    case SCH_UNION:
-        return "object";
-    case SCH_ARRAY:
-        return "array";
-    case SCH_ENUM:
-        return "string";
-    case SCH_ALTERNATE:
-        return t->name;
-    case SCH_BUILTIN:
-        break;
-    }
-    switch (t->builtin) {
-    case B_STR: return "string";
-    case B_BOOL: return "boolean";
-    case B_NUMBER: return "number";
-    case B_NULL: return "null";
-    case B_ANY: return "any";
-    default: return "integer";
-    }
-}
-
 static bool
 is_signed(enum sch_builtin b)
 {

@@ -82,7 +82,8 @@ cmd_keyval(int argc, char **argv)
     int c, ret = 1;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             type_name = optarg;
@@ -98,8 +99,12 @@ cmd_keyval(int argc, char **argv)
                    "STRING|-\n"
                    "       blk-img keyval --introspect\n");
             return 0;
+        case ':':
+            blk_img_error("keyval: option '%s' requires an argument",
+                          argv[optind - 1]);
+            return 1;
         default:
-            fprintf(stderr, "Try 'blk-img --help' for more information\n");
+            blk_img_error("keyval: unrecognized option '%s'", argv[optind - 1]);
             return 1;
         }
     }

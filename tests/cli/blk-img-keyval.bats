@@ -174,3 +174,11 @@ keyval_fails() {
     assert_success
     assert_output '42'
 }
+
+@test "keyval: an unknown option is an error" {
+    keyval_fails "keyval: unrecognized option '--bogus'" --bogus 'a=1'
+}
+
+@test "keyval: --introspect takes no option string" {
+    keyval_fails "--introspect takes no other arguments" --introspect 'a=1'
+}
