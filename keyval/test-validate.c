@@ -558,6 +558,38 @@ test_policy(void)
     kv_schema_set_policy(KV_POLICY_ACCEPT, KV_POLICY_ACCEPT);
 }
 
+/* Enum values with features follow the same policy. */
+static void
+test_policy_enum_value(void)
+{
+    static char *values[] = { "old", "new", "x-exp" };
+    static unsigned features[] = { SCH_F_DEPRECATED, 0, SCH_F_UNSTABLE };
+    struct kv_schema_type en = {
+        .name = "AdhocEnum", .kind = SCH_ENUM,
+        .values = values, .value_features = features, .nvalues = 3,
+    };
+    struct blk_error err = BLK_ERROR_INIT;
+    struct kv *v;
+
+    v = kv_new_str("old");
+    CHECK_INT(kv_validate(v, &en, KV_MODE_KEYVAL, &err), 0);
+    kv_free(v);
+    kv_schema_set_policy(KV_POLICY_REJECT, KV_POLICY_REJECT);
+    v = kv_new_str("old");
+    CHECK(kv_validate(v, &en, KV_MODE_KEYVAL, &err) < 0);
+    CHECK_STR(err.msg, "Deprecated value 'old' disabled by policy");
+    kv_free(v);
+    blk_error_clear(&err);
+    v = kv_new_str("x-exp");
+    CHECK(kv_validate(v, &en, KV_MODE_JSON, &err) < 0);
+    CHECK_STR(err.msg, "Unstable value 'x-exp' disabled by policy");
+    kv_free(v);
+    v = kv_new_str("new");
+    CHECK_INT(kv_validate(v, &en, KV_MODE_JSON, NULL), 0);
+    kv_free(v);
+    kv_schema_set_policy(KV_POLICY_ACCEPT, KV_POLICY_ACCEPT);
+}
+
 /* kv_validate keeps the caller's root pointer valid, also for a scalar root. */
 static void
 test_root_scalar(void)
@@ -620,6 +652,7 @@ main(void)
     test_json_narrow();
     test_lenient();
     test_policy();
+    test_policy_enum_value();
     test_root_scalar();
     test_help();
     return unit_done();
