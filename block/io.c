@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block/bitmap.h"
 #include "block/node-int.h"
 #include "util/xalloc.h"
 
@@ -613,6 +614,9 @@ blk_io_run(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
         }
     } else {
         r = rmw(bs, op, off, len, iov, iovcnt, flags, err);
+    }
+    if (r == 0 && op_writes(op)) {
+        blk_bitmaps_mark(bs, off, len);
     }
     if (t != NULL) {
         blk_track_end(bs, t);

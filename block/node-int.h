@@ -66,6 +66,9 @@ struct blk_node {
     uv_timer_t *throttle_timer; /* allocated on first use */
     struct blk_drain_wait *drain_waits;
 
+    pthread_mutex_t bitmap_lock;        /* guards bitmaps (bitmap.c) */
+    struct blk_bitmap *bitmaps;         /* dirty bitmaps, creation order */
+
     struct blk_node *next_in_graph;
 };
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block/bitmap.h"
 #include "block/node-int.h"
 #include "util/xalloc.h"
 
@@ -499,6 +500,7 @@ node_alloc(struct blk_graph *g, const struct blk_driver *drv, unsigned flags)
     bs->limits.request_alignment = 1;
     pthread_mutex_init(&bs->serial_lock, NULL);
     pthread_mutex_init(&bs->track_lock, NULL);
+    pthread_mutex_init(&bs->bitmap_lock, NULL);
     pthread_cond_init(&bs->track_cond, NULL);
     if (drv->state_size) {
         bs->state = xzalloc(drv->state_size);
@@ -513,7 +515,9 @@ node_release(struct blk_node *bs)
         blk_node_detach_child(bs, bs->children);
     }
     pthread_mutex_destroy(&bs->serial_lock);
+    blk_bitmaps_release_all(bs);
     pthread_mutex_destroy(&bs->track_lock);
+    pthread_mutex_destroy(&bs->bitmap_lock);
     pthread_cond_destroy(&bs->track_cond);
     if (bs->throttle_timer != NULL) {
         /* The timer is freed by its close callback (libuv's rule). */

@@ -61,7 +61,14 @@ blk_error_prefix(struct blk_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s%s", prefix, old);
+    {
+        size_t pl = strnlen(prefix, sizeof(err->msg) - 1);
+        size_t ol = strnlen(old, sizeof(err->msg) - 1 - pl);
+
+        memcpy(err->msg, prefix, pl);
+        memcpy(err->msg + pl, old, ol);
+        err->msg[pl + ol] = '\0';
+    }
 }
 
 void

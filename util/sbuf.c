@@ -90,10 +90,14 @@ void
 sbuf_vaddf(struct sbuf *sb, const char *fmt, va_list ap)
 {
     va_list cp;
+    char probe[1];
     int n;
 
+    if (fmt == NULL) {
+        return;
+    }
     va_copy(cp, ap);
-    n = vsnprintf(NULL, 0, fmt, cp);
+    n = vsnprintf(probe, sizeof(probe), fmt, cp);
     va_end(cp);
     if (n < 0) {
         return;
