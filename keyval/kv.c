@@ -19,8 +19,9 @@
 
 /*
  * Open-addressing hash of an object's keys.  slots[h] is a member position
- * plus one (0 = empty).  Invariant: covers exactly keys[0..n-1]; it is
- * dropped (and rebuilt on demand) whenever members are removed.
+ * plus one (0 = empty); at most half the slots are used.  Invariant: an
+ * object has an index iff it has at least KV_INDEX_MIN members, and the
+ * index covers exactly keys[0..n-1] (kv_set and kv_take keep it so).
  */
 struct kv_index {
     size_t mask;                /* slot count - 1, a power of two minus 1 */
@@ -266,17 +267,22 @@ index_build(struct kv *obj)
     obj->index = ix;
 }
 
-/* Position of key in obj, or -1. */
+/*
+ * Position of key in obj, or -1.  Never writes: readers of a tree nobody
+ * modifies may share it.  An index that does not cover the members (they
+ * were changed behind kv_set's back) is ignored for a linear search.
+ */
 static long long
 find(const struct kv *obj, const char *key)
 {
-    struct kv_index *ix;
+    const struct kv_index *ix;
     size_t i, h;
 
     if (obj == NULL || obj->type != KV_OBJECT) {
         return -1;
     }
-    if (obj->n < KV_INDEX_MIN) {
+    ix = obj->index;
+    if (ix == NULL || ix->count != obj->n) {
         for (i = 0; i < obj->n; i++) {
             if (strcmp(obj->keys[i], key) == 0) {
                 return (long long)i;
@@ -284,11 +290,6 @@ find(const struct kv *obj, const char *key)
         }
         return -1;
     }
-    /* The index is a cache: build it lazily, even through a const tree. */
-    if (obj->index == NULL || obj->index->count != obj->n) {
-        index_build((struct kv *)obj);
-    }
-    ix = obj->index;
     for (h = hash_str(key) & ix->mask; ix->slots[h] != 0;
          h = (h + 1) & ix->mask) {
         i = ix->slots[h] - 1;
@@ -325,12 +326,12 @@ kv_set(struct kv *obj, const char *key, struct kv *val)
     obj->keys[obj->n] = xstrdup(key);
     obj->vals[obj->n] = val;
     obj->n++;
-    if (obj->index != NULL) {
-        if (obj->index->count * 2 + 2 > obj->index->mask) {
-            index_build(obj);
-        } else {
-            index_insert(obj->index, key, obj->n - 1);
-        }
+    /* Built here, never on a lookup, so that readers don't write. */
+    if (obj->index != NULL && obj->index->count == obj->n - 1 &&
+        obj->index->count * 2 + 2 <= obj->index->mask) {
+        index_insert(obj->index, key, obj->n - 1);
+    } else if (obj->n >= KV_INDEX_MIN) {
+        index_build(obj);
     }
 }
 
@@ -350,7 +351,11 @@ kv_take(struct kv *obj, const char *key)
     memmove(&obj->vals[i], &obj->vals[i + 1],
             (obj->n - (size_t)i - 1) * sizeof(*obj->vals));
     obj->n--;
-    index_drop(obj);
+    if (obj->n >= KV_INDEX_MIN) {
+        index_build(obj);       /* positions moved; O(n) like the memmove */
+    } else {
+        index_drop(obj);
+    }
     return val;
 }
 

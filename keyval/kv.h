@@ -58,7 +58,11 @@ struct kv *kv_new_str(const char *s);   /* copies s */
 struct kv *kv_new_object(void);
 struct kv *kv_new_list(void);
 void kv_free(struct kv *kv);            /* kv_free(NULL) is a no-op */
-struct kv *kv_dup(const struct kv *kv);
+struct kv *kv_dup(const struct kv *kv); /* deep copy; kv_dup(NULL) is NULL */
+/*
+ * Deep equality: same types and values (1, 1.0 and "1" differ), lists in
+ * the same order, objects with the same members in any order.
+ */
 bool kv_equal(const struct kv *a, const struct kv *b);
 
 /* Objects.  kv_get returns a borrowed child or NULL. */
@@ -76,7 +80,11 @@ bool kv_get_bool(const struct kv *obj, const char *key, bool dflt);
 int64_t kv_get_int(const struct kv *obj, const char *key, int64_t dflt);
 uint64_t kv_get_uint(const struct kv *obj, const char *key, uint64_t dflt);
 
-/* Walks a dotted path ("file.filename", "children.0") through objects and lists. */
+/*
+ * Walks a dotted path ("file.filename", "children.0") through objects and
+ * lists; returns the borrowed node or NULL.  Member names containing dots
+ * cannot be reached this way.
+ */
 struct kv *kv_lookup(const struct kv *root, const char *path);
 
 /* One line of JSON, members in order, integers exact, no spaces. */
@@ -101,15 +109,29 @@ void kv_to_json_pretty(const struct kv *kv, struct sbuf *out, int indent);
  */
 struct kv *kv_parse_keyval(const char *s, const char *implied_key, bool *help,
                            struct blk_error *err);
-/* One JSON object (cJSON at the text boundary, exact 64-bit integers). */
+/*
+ * One JSON object (keyval.md section 6): RFC 8259 plus single-quoted
+ * strings, QEMU 7.2's error texts ("JSON parse error, duplicate key", ...),
+ * at most 1024 nested containers.  Integers are exact (KV_INT, KV_UINT
+ * above INT64_MAX); an integer outside [-2^63, 2^64-1], or a number that
+ * overflows a double, is the error "JSON number 'X' cannot be represented
+ * exactly".  Numbers with a fraction or exponent are KV_NUMBER.  A valid
+ * JSON value that is not an object is "Invalid JSON object given".  (Own
+ * parser, not cJSON: see json.c.)
+ */
 struct kv *kv_parse_json(const char *s, struct blk_error *err);
-/* JSON if s starts with '{', else keyval; *is_json (may be NULL) says which. */
+/*
+ * JSON if s starts with '{', else keyval; *is_json (may be NULL) says
+ * which.  For JSON, *help (if non-NULL) is set to false.
+ */
 struct kv *kv_parse(const char *s, const char *implied_key, bool *help,
                     bool *is_json, struct blk_error *err);
 /*
- * A `json:{...}` pseudo-filename: JSON, then dotted member names split into
- * paths and merged like keyval items.  Errors are prefixed
- * "Could not parse the JSON options: ".
+ * A `json:{...}` pseudo-filename (keyval.md section 7): JSON, then dotted
+ * member names split into paths and merged like keyval items, objects
+ * with index names turned into lists (section 3 errors).  JSON errors are
+ * prefixed "Could not parse the JSON options: "; a non-object is
+ * "Invalid JSON object given".  Leaves keep their JSON types.
  */
 struct kv *kv_parse_json_filename(const char *filename, struct blk_error *err);
 bool kv_is_json_filename(const char *filename);
