@@ -13,7 +13,7 @@
 
 static const struct blk_img_cmd commands[] = {
     { "keyval", cmd_keyval,
-      "[--schema blockdev|TYPE] [--to-keyval] STRING|-",
+      "[--schema blockdev|TYPE] [--to-keyval] [--introspect] STRING|-",
       "parse an option string (keyval or JSON) and print it as a typed JSON tree" },
 };
 
