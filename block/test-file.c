@@ -1,0 +1,793 @@
+/*
+ * test-file.c - the file, raw and null drivers through the block API:
+ * round trips, end of file, zeroing and holes, truncate and preallocation,
+ * O_DIRECT, image locking (two opens in this process, and against the
+ * real qemu-io/qemu-img 7.2 when installed).
+ *
+ * Also a helper for shell tests: `test-file --hold IMG SECONDS` opens IMG
+ * (raw) read-write with write unshared, prints "locked", and sleeps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/unit/unit.h"
+#include "block/block.h"
+#include "keyval/schema.h"
+#include "util/xalloc.h"
+
+static char dir[] = "/tmp/blk-test-file-XXXXXX";
+
+static char *
+path(const char *name)
+{
+    return xasprintf("%s/%s", dir, name);
+}
+
+static int
+create_file(const char *filename, uint64_t size, const char *prealloc,
+            struct blk_error *err)
+{
+    struct kv *o = kv_new_object();
+    int r;
+
+    kv_set(o, "driver", kv_new_str("file"));
+    kv_set(o, "filename", kv_new_str(filename));
+    kv_set(o, "size", kv_new_uint(size));
+    if (prealloc != NULL) {
+        kv_set(o, "preallocation", kv_new_str(prealloc));
+    }
+    r = blk_create(o, err);
+    kv_free(o);
+    return r;
+}
+
+static off_t
+file_size(const char *filename)
+{
+    struct stat st;
+
+    return stat(filename, &st) == 0 ? st.st_size : -1;
+}
+
+static int64_t
+file_alloc(const char *filename)
+{
+    struct stat st;
+
+    return stat(filename, &st) == 0 ? (int64_t)st.st_blocks * 512 : -1;
+}
+
+/* ---- file: create, open errors ---------------------------------------- */
+
+static void
+test_create(void)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    char *p = path("c.img");
+    char *q;
+
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+    CHECK_INT(file_size(p), 1 << 20);
+    CHECK(file_alloc(p) < 65536);
+    /* create truncates an existing file first */
+    CHECK_INT(create_file(p, 4096, NULL, &err), 0);
+    CHECK_INT(file_size(p), 4096);
+
+    CHECK_INT(create_file(p, 1 << 20, "full", &err), 0);
+    CHECK(file_alloc(p) >= 1 << 20);
+    CHECK_INT(create_file(p, 1 << 20, "falloc", &err), 0);
+    CHECK(file_alloc(p) >= 1 << 20);
+    CHECK_INT(file_size(p), 1 << 20);
+
+    CHECK_INT(create_file(p, 1 << 20, "metadata", &err), -ENOTSUP);
+    CHECK_STR(err.msg, "Unsupported preallocation mode: metadata");
+    blk_error_clear(&err);
+
+    q = xasprintf("%s/nodir/x.img", dir);
+    CHECK_INT(create_file(q, 1 << 20, NULL, &err), -ENOENT);
+    {
+        char *want = xasprintf("Could not create '%s': No such file or "
+                               "directory", q);
+
+        CHECK_STR(err.msg, want);
+        free(want);
+    }
+    blk_error_clear(&err);
+    free(q);
+    free(p);
+}
+
+static struct blk_node *
+open_opts(struct blk_graph *g, const char *s, unsigned flags,
+          struct blk_error *err)
+{
+    return blk_open_image(g, s, NULL, true, flags, err);
+}
+
+static void
+test_open_errors(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    char *p = path("missing.img");
+    char *s;
+
+    bs = blk_open_image(g, p, "raw", false, 0, &err);
+    CHECK(bs == NULL);
+    s = xasprintf("Could not open '%s': No such file or directory", p);
+    CHECK(strstr(err.msg, s) != NULL);
+    free(s);
+    blk_error_clear(&err);
+
+    bs = open_opts(g, "driver=file,filename=/dev/null", 0, &err);
+    CHECK(bs == NULL);
+    CHECK(strstr(err.msg, "'file' driver requires '/dev/null' to be a "
+                          "regular file") != NULL);
+    blk_error_clear(&err);
+
+    bs = open_opts(g, "driver=host_device,filename=/dev/null", 0, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        CHECK_INT(blk_node_get_length(bs), 0);
+        blk_node_unref(bs);
+    }
+    s = xasprintf("driver=host_device,filename=%s/c.img", dir);
+    bs = open_opts(g, s, 0, &err);
+    CHECK(bs == NULL);
+    CHECK(strstr(err.msg, "to be either a character or block device") != NULL);
+    blk_error_clear(&err);
+    free(s);
+
+    s = xasprintf("driver=file,filename=%s/c.img,aio=native", dir);
+    bs = open_opts(g, s, 0, &err);
+    CHECK(bs == NULL);
+    CHECK(strstr(err.msg, "aio=native is not supported") != NULL);
+    blk_error_clear(&err);
+    free(s);
+
+    blk_graph_free(g);
+    free(p);
+}
+
+/* ---- file: I/O -------------------------------------------------------------- */
+
+static void
+test_rw(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs, *file;
+    struct blk_status st;
+    unsigned char *buf = xmalloc(1 << 20), *rd = xmalloc(1 << 20);
+    struct iovec iov[3];
+    char *p = path("rw.img");
+    int i;
+
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+    bs = blk_open_image(g, p, "raw", false, BLK_OPEN_RDWR | BLK_OPEN_UNMAP,
+                        &err);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        fprintf(stderr, "    %s\n", err.msg);
+        goto out;
+    }
+    file = blk_node_file(bs);
+    CHECK(file != NULL && strcmp(blk_node_driver(file)->name, "file") == 0);
+    CHECK_STR(blk_node_get_filename(file), p);
+    CHECK_INT(blk_node_get_length(bs), 1 << 20);
+
+    for (i = 0; i < 1 << 20; i++) {
+        buf[i] = (unsigned char)(i * 7 + 3);
+    }
+    /* a scattered write, read back flat */
+    iov[0].iov_base = buf;
+    iov[0].iov_len = 100;
+    iov[1].iov_base = buf + 100;
+    iov[1].iov_len = 0;
+    iov[2].iov_base = buf + 100;
+    iov[2].iov_len = 65436;
+    CHECK_INT(blk_node_pwritev(bs, 4096, 65536, iov, 3, 0, &err), 0);
+    memset(rd, 0xee, 1 << 20);
+    CHECK_INT(blk_node_pread(bs, 0, rd, 1 << 20, &err), 0);
+    CHECK(rd[0] == 0 && rd[4095] == 0 && rd[4096 + 65536] == 0);
+    CHECK(memcmp(rd + 4096, buf, 65536) == 0);
+    /* unaligned, FUA */
+    CHECK_INT(blk_node_pwrite(bs, 1000001, buf, 333, BLK_REQ_FUA, &err), 0);
+    CHECK_INT(blk_node_pread(bs, 1000000, rd, 335, &err), 0);
+    CHECK(rd[0] == 0 && memcmp(rd + 1, buf, 333) == 0 && rd[334] == 0);
+    CHECK_INT(blk_node_flush(bs, &err), 0);
+
+    /* block status on the file node: data, then a hole, then zero to EOF */
+    CHECK_INT(blk_node_block_status(file, 4096, 1 << 20, &st, &err), 0);
+    CHECK(st.flags == (BLK_STATUS_DATA | BLK_STATUS_OFFSET_VALID));
+    CHECK(st.map == 4096 && st.file == file);
+    CHECK(st.pnum >= 65536 && st.pnum <= (1 << 20) - 4096);
+    CHECK_INT(blk_node_block_status(file, 256 * 1024, 4096, &st, &err), 0);
+    CHECK(st.flags == (BLK_STATUS_ZERO | BLK_STATUS_OFFSET_VALID));
+    CHECK(st.pnum == 4096);
+
+    /* zero with unmap punches a hole; without unmap still reads zeroes */
+    CHECK_INT(blk_node_zero(bs, 4096, 8192, BLK_REQ_MAY_UNMAP, &err), 0);
+    CHECK_INT(blk_node_pread(bs, 4096, rd, 8192, &err), 0);
+    CHECK(rd[0] == 0 && rd[8191] == 0 && rd[4000] == 0);
+    CHECK_INT(blk_node_block_status(file, 4096, 8192, &st, &err), 0);
+    CHECK(st.flags & BLK_STATUS_ZERO);
+    CHECK_INT(blk_node_zero(bs, 20000, 100, 0, &err), 0);
+    CHECK_INT(blk_node_pread(bs, 19999, rd, 102, &err), 0);
+    CHECK(rd[0] == buf[19999 - 4096] && rd[1] == 0 && rd[100] == 0);
+    CHECK(rd[101] == buf[20100 - 4096]);
+    CHECK_INT(blk_node_zero(bs, 32768, 8192, BLK_REQ_NO_FALLBACK, &err), 0);
+    CHECK_INT(blk_node_pread(bs, 32768, rd, 8192, &err), 0);
+    CHECK(rd[0] == 0 && rd[8191] == 0);
+
+    /* discard (discard=unmap) deallocates */
+    CHECK_INT(blk_node_discard(bs, 65536, 4096, &err), 0);
+    CHECK_INT(blk_node_block_status(file, 65536, 4096, &st, &err), 0);
+    CHECK(st.flags & BLK_STATUS_ZERO);
+
+    /* raw passes status down */
+    CHECK_INT(blk_node_block_status(bs, 4096, 4096, &st, &err), 0);
+    CHECK(st.map == 4096);
+    if (err.code < 0) {
+        fprintf(stderr, "    %s\n", err.msg);
+    }
+    CHECK(blk_node_get_allocated_size(file) > 0);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(buf);
+    free(rd);
+    free(p);
+}
+
+/* A file whose size is not a multiple of 512: QEMU shows it rounded up. */
+static void
+test_eof(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    struct blk_status st;
+    unsigned char rd[4097];
+    char *p = path("odd.img");
+    int fd = open(p, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+
+    memset(rd, 0x5a, sizeof(rd));
+    CHECK(fd >= 0 && pwrite(fd, rd, 4097, 0) == 4097);
+    close(fd);
+    bs = blk_open_image(g, p, "raw", false, BLK_OPEN_RDWR, &err);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        goto out;
+    }
+    CHECK_INT(blk_node_get_length(bs), 4608);
+    memset(rd, 0xee, sizeof(rd));
+    CHECK_INT(blk_node_pread(bs, 4096, rd, 512, &err), 0);
+    CHECK(rd[0] == 0x5a && rd[1] == 0 && rd[511] == 0);
+    CHECK_INT(blk_node_block_status(blk_node_file(bs), 4096, 512, &st, &err), 0);
+    CHECK(st.flags & BLK_STATUS_DATA);
+    CHECK_INT(blk_node_pread(bs, 4608, rd, 1, &err), -EIO);
+    blk_error_clear(&err);
+    /* writing the tail extends the file */
+    CHECK_INT(blk_node_pwrite(bs, 4600, rd, 8, 0, &err), 0);
+    CHECK_INT(file_size(p), 4608);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(p);
+}
+
+static void
+test_truncate(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    char *p = path("t.img");
+
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+    bs = blk_open_image(g, p, "file", false, BLK_OPEN_RDWR, &err);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        goto out;
+    }
+    CHECK_INT(blk_node_truncate(bs, 2 << 20, true, BLK_PREALLOC_OFF, &err), 0);
+    CHECK_INT(file_size(p), 2 << 20);
+    CHECK_INT(blk_node_get_length(bs), 2 << 20);
+    CHECK(file_alloc(p) < 65536);
+    CHECK_INT(blk_node_truncate(bs, 1 << 20, false, BLK_PREALLOC_OFF, &err), 0);
+    CHECK_INT(file_size(p), 2 << 20);               /* not exact: may stay */
+    CHECK_INT(blk_node_truncate(bs, 1 << 20, true, BLK_PREALLOC_OFF, &err), 0);
+    CHECK_INT(file_size(p), 1 << 20);
+    CHECK_INT(blk_node_truncate(bs, 2 << 20, true, BLK_PREALLOC_FALLOC, &err),
+              0);
+    CHECK_INT(file_size(p), 2 << 20);
+    CHECK(file_alloc(p) >= 1 << 20);
+    CHECK_INT(blk_node_truncate(bs, 3 << 20, true, BLK_PREALLOC_FULL, &err), 0);
+    CHECK_INT(file_size(p), 3 << 20);
+    CHECK(file_alloc(p) >= 2 << 20);
+    CHECK_INT(blk_node_truncate(bs, 1 << 20, true, BLK_PREALLOC_FULL, &err),
+              -ENOTSUP);
+    CHECK_STR(err.msg, "Cannot use preallocation for shrinking files");
+    blk_error_clear(&err);
+    CHECK_INT(blk_node_truncate(bs, 4 << 20, true, BLK_PREALLOC_METADATA,
+                                &err), -ENOTSUP);
+    CHECK_STR(err.msg, "Unsupported preallocation mode: metadata");
+    blk_error_clear(&err);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(p);
+}
+
+/* cache.direct=on: O_DIRECT with the probed alignment and core RMW. */
+static void
+test_direct(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    unsigned char *buf = xmalloc(10000), *rd = xmalloc(10000);
+    char *p = path("d.img");
+    int fd;
+    int i;
+
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+    fd = open(p, O_RDONLY | O_DIRECT);
+    if (fd < 0) {
+        printf("note: O_DIRECT not supported in %s, direct I/O checks "
+               "skipped\n", dir);
+        goto out;
+    }
+    close(fd);
+    bs = blk_open_image(g, p, "raw", false, BLK_OPEN_RDWR | BLK_OPEN_NOCACHE,
+                        &err);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        fprintf(stderr, "    %s\n", err.msg);
+        goto out;
+    }
+    CHECK(blk_node_get_limits(blk_node_file(bs))->request_alignment >= 512);
+    for (i = 0; i < 10000; i++) {
+        buf[i] = (unsigned char)(i % 251);
+    }
+    CHECK_INT(blk_node_pwrite(bs, 777, buf + 1, 9000, 0, &err), 0);
+    if (err.code < 0) {
+        fprintf(stderr, "    %s\n", err.msg);
+        blk_error_clear(&err);
+    }
+    memset(rd, 0, 10000);
+    CHECK_INT(blk_node_pread(bs, 777, rd + 3, 9000, &err), 0);
+    CHECK(memcmp(rd + 3, buf + 1, 9000) == 0);
+    CHECK_INT(blk_node_zero(bs, 4096, 4096, 0, &err), 0);
+    CHECK_INT(blk_node_pread(bs, 4000, rd, 4200, &err), 0);
+    CHECK(rd[95] == buf[1 + 4095 - 777] && rd[96] == 0 && rd[4191] == 0);
+    CHECK_INT(blk_node_truncate(blk_node_file(bs), (1 << 20) + 1000, true,
+                                BLK_PREALLOC_FULL, &err), 0);
+    CHECK_INT(file_size(p), (1 << 20) + 1000);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(buf);
+    free(rd);
+    free(p);
+}
+
+/* ---- locking ---------------------------------------------------------------- */
+
+/* Open fn as raw with a backend taking perm and sharing shared. */
+static struct blk_backend *
+hold(struct blk_graph *g, const char *fn, unsigned flags, unsigned perm,
+     unsigned shared, struct blk_error *err)
+{
+    struct blk_node *bs = blk_open_image(g, fn, "raw", false, flags, err);
+    struct blk_backend *be;
+
+    if (bs == NULL) {
+        return NULL;
+    }
+    be = blk_backend_new(g, NULL, bs, perm, shared, err);
+    blk_node_unref(bs);
+    return be;
+}
+
+#define RW (BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE)
+#define SHARE_RO (BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED)
+
+static char self_comm[64];
+
+static void
+read_self_comm(void)
+{
+    FILE *f = fopen("/proc/self/comm", "r");
+
+    if (f != NULL) {
+        if (fgets(self_comm, sizeof(self_comm), f) != NULL) {
+            self_comm[strcspn(self_comm, "\n")] = '\0';
+        }
+        fclose(f);
+    }
+}
+
+static void
+test_lock_in_process(void)
+{
+    struct blk_graph *g1 = blk_graph_new(), *g2 = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_backend *a, *b;
+    char *p = path("lock.img");
+    char *want;
+    struct blk_node *bs;
+
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+    a = hold(g1, p, BLK_OPEN_RDWR, RW, SHARE_RO, &err);
+    CHECK(a != NULL);
+    if (a == NULL) {
+        fprintf(stderr, "    %s\n", err.msg);
+        goto out;
+    }
+
+    /* a second writer */
+    b = hold(g2, p, BLK_OPEN_RDWR, RW, SHARE_RO, &err);
+    CHECK(b == NULL);
+    want = xasprintf("Failed to get \"write\" lock: Is another process using "
+                     "the image [%s]? (held by pid %d '%s')", p, (int)getpid(),
+                     self_comm);
+    CHECK(strstr(err.msg, want) != NULL);
+    if (strstr(err.msg, want) == NULL) {
+        fprintf(stderr, "    got:  %s\n    want: %s\n", err.msg, want);
+    }
+    free(want);
+    blk_error_clear(&err);
+
+    /* a reader that does not share write, like qemu-img info */
+    b = hold(g2, p, 0, BLK_PERM_CONSISTENT_READ, SHARE_RO, &err);
+    CHECK(b == NULL);
+    CHECK(strstr(err.msg, "Failed to get shared \"write\" lock: Is another "
+                          "process using the image") != NULL);
+    blk_error_clear(&err);
+
+    /* -U: force-share */
+    b = hold(g2, p, BLK_OPEN_FORCE_SHARE, BLK_PERM_CONSISTENT_READ,
+             BLK_PERM_ALL, &err);
+    CHECK(b != NULL);
+    blk_backend_free(b);
+
+    /* locking=off takes and tests nothing */
+    want = xasprintf("driver=raw,file.driver=file,file.filename=%s,"
+                     "file.locking=off", p);
+    bs = open_opts(g2, want, BLK_OPEN_RDWR, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        b = blk_backend_new(g2, NULL, bs, RW, SHARE_RO, &err);
+        CHECK(b != NULL);
+        blk_backend_free(b);
+        blk_node_unref(bs);
+    }
+    blk_error_clear(&err);
+    free(want);
+
+    /* after the holder leaves, the writer gets in */
+    blk_backend_free(a);
+    b = hold(g2, p, BLK_OPEN_RDWR, RW, SHARE_RO, &err);
+    CHECK(b != NULL);
+    blk_backend_free(b);
+out:
+    blk_graph_free(g1);
+    blk_graph_free(g2);
+    free(p);
+}
+
+/* Run a shell command; returns its exit status, output in out. */
+static int
+run(const char *cmd, char *out, size_t len)
+{
+    FILE *f = popen(cmd, "r");
+    size_t n = 0;
+    int st;
+
+    out[0] = '\0';
+    if (f == NULL) {
+        return -1;
+    }
+    while (n + 1 < len && fgets(out + n, (int)(len - n), f) != NULL) {
+        n = strlen(out);
+    }
+    st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool
+have(const char *tool)
+{
+    char *c = xasprintf("command -v %s >/dev/null 2>&1", tool);
+    int r = system(c);
+
+    free(c);
+    return r == 0;
+}
+
+/* blk against the real qemu-io / qemu-img 7.2, both ways. */
+static void
+test_lock_vs_qemu(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_backend *b;
+    char *p = path("q.img");
+    char out[2048];
+    char *cmd;
+    pid_t pid;
+    int i;
+
+    if (!have("qemu-io") || !have("qemu-img")) {
+        printf("note: qemu-io/qemu-img not installed, QEMU locking checks "
+               "skipped\n");
+        goto out;
+    }
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+
+    /* QEMU holds it (qcow2-like: write not shared): blk is refused */
+    pid = fork();
+    if (pid == 0) {
+        execlp("qemu-io", "qemu-io", "-f", "raw", "-c", "sleep 3000", p,
+               (char *)NULL);
+        _exit(127);
+    }
+    b = NULL;
+    for (i = 0; i < 100; i++) {         /* until qemu-io holds its locks */
+        usleep(20000);
+        b = hold(g, p, BLK_OPEN_RDWR, RW, SHARE_RO, &err);
+        if (b == NULL) {
+            break;
+        }
+        blk_backend_free(b);
+        b = NULL;
+    }
+    CHECK(b == NULL);
+    cmd = xasprintf("(held by pid %d 'qemu-io')", (int)pid);
+    CHECK(strstr(err.msg, "Failed to get shared \"write\" lock") != NULL);
+    CHECK(strstr(err.msg, cmd) != NULL);
+    if (strstr(err.msg, cmd) == NULL) {
+        fprintf(stderr, "    got: %s\n", err.msg);
+    }
+    free(cmd);
+    blk_error_clear(&err);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+
+    /* blk holds it read-write, sharing only reads: QEMU is refused */
+    b = hold(g, p, BLK_OPEN_RDWR, RW, SHARE_RO, &err);
+    CHECK(b != NULL);
+    /* a qcow2 reader does not share write (a raw one shares everything) */
+    cmd = xasprintf("qemu-img info -f qcow2 %s 2>&1", p);
+    CHECK_INT(run(cmd, out, sizeof(out)), 1);
+    CHECK(strstr(out, "Failed to get shared \"write\" lock") != NULL);
+    free(cmd);
+    cmd = xasprintf("qemu-io -f raw -c 'write 0 512' %s 2>&1", p);
+    CHECK(run(cmd, out, sizeof(out)) != 0 || strstr(out, "lock") != NULL);
+    CHECK(strstr(out, "Failed to get \"write\" lock") != NULL);
+    free(cmd);
+    /* QEMU's -U still reads */
+    cmd = xasprintf("qemu-img info -U -f raw %s 2>&1", p);
+    CHECK_INT(run(cmd, out, sizeof(out)), 0);
+    free(cmd);
+    blk_backend_free(b);
+    /* released: QEMU gets in */
+    cmd = xasprintf("qemu-img info -f raw %s 2>&1", p);
+    CHECK_INT(run(cmd, out, sizeof(out)), 0);
+    free(cmd);
+out:
+    blk_graph_free(g);
+    free(p);
+}
+
+/* ---- raw ---------------------------------------------------------------------- */
+
+static void
+test_raw_window(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    struct blk_status st;
+    unsigned char buf[8192], rd[8192];
+    char *p = path("w.img");
+    char *s;
+    int fd, i;
+
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+    for (i = 0; i < 8192; i++) {
+        buf[i] = (unsigned char)(i / 3);
+    }
+    fd = open(p, O_WRONLY);
+    CHECK(pwrite(fd, buf, 8192, 4096) == 8192);
+    close(fd);
+
+    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,offset=4096,"
+                  "size=8192", p);
+    bs = open_opts(g, s, BLK_OPEN_RDWR, &err);
+    free(s);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        CHECK_INT(blk_node_get_length(bs), 8192);
+        CHECK_INT(blk_node_pread(bs, 0, rd, 8192, &err), 0);
+        CHECK(memcmp(rd, buf, 8192) == 0);
+        CHECK_INT(blk_node_pwrite(bs, 8000, buf, 192, 0, &err), 0);
+        CHECK_INT(blk_node_pwrite(bs, 8000, buf, 193, 0, &err), -EIO);
+        blk_error_clear(&err);
+        CHECK_INT(blk_node_block_status(bs, 100, 1000, &st, &err), 0);
+        CHECK(st.map == 4196);
+        CHECK_INT(blk_node_truncate(bs, 16384, true, BLK_PREALLOC_OFF, &err),
+                  -ENOTSUP);
+        CHECK_STR(err.msg, "Cannot resize fixed-size raw disks");
+        blk_error_clear(&err);
+        blk_node_unref(bs);
+    }
+
+    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,offset=2097152", p);
+    CHECK(open_opts(g, s, 0, &err) == NULL);
+    CHECK(strstr(err.msg, "Offset (2097152) cannot be greater than size of "
+                          "the containing file (1048576)") != NULL);
+    blk_error_clear(&err);
+    free(s);
+    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,offset=524288,"
+                  "size=1048576", p);
+    CHECK(open_opts(g, s, 0, &err) == NULL);
+    CHECK(strstr(err.msg, "The sum of offset (524288) and size (1048576) has "
+                          "to be smaller or equal to the  actual size of the "
+                          "containing file (1048576)") != NULL);
+    blk_error_clear(&err);
+    free(s);
+    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,offset=1,"
+                  "size=1000", p);
+    CHECK(open_opts(g, s, 0, &err) == NULL);
+    CHECK(strstr(err.msg, "Specified size is not multiple of 512") != NULL);
+    blk_error_clear(&err);
+    free(s);
+
+    /* without size: the rest of the file, resizable */
+    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,offset=4096", p);
+    bs = open_opts(g, s, BLK_OPEN_RDWR, &err);
+    free(s);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        CHECK_INT(blk_node_get_length(bs), (1 << 20) - 4096);
+        CHECK_INT(blk_node_truncate(bs, 1 << 20, true, BLK_PREALLOC_OFF, &err),
+                  0);
+        CHECK_INT(file_size(p), (1 << 20) + 4096);
+        CHECK_INT(blk_node_get_length(bs), 1 << 20);
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+    free(p);
+}
+
+/* ---- null ---------------------------------------------------------------------- */
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+test_null(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    struct blk_status st;
+    unsigned char rd[4096];
+    uint64_t t0;
+
+    bs = open_opts(g, "driver=null-co", BLK_OPEN_RDWR, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        CHECK_INT(blk_node_get_length(bs), 1 << 30);
+        CHECK_STR(blk_node_get_filename(bs), "null-co://");
+        memset(rd, 0xab, sizeof(rd));
+        CHECK_INT(blk_node_pread(bs, 0, rd, 4096, &err), 0);
+        CHECK(rd[0] == 0xab && rd[4095] == 0xab);     /* left alone */
+        CHECK_INT(blk_node_pwrite(bs, 0, rd, 4096, 0, &err), 0);
+        CHECK_INT(blk_node_zero(bs, 0, 1 << 20, 0, &err), 0);
+        CHECK_INT(blk_node_discard(bs, 0, 1 << 20, &err), 0);
+        CHECK_INT(blk_node_flush(bs, &err), 0);
+        CHECK_INT(blk_node_block_status(bs, 512, 4096, &st, &err), 0);
+        CHECK(st.flags == BLK_STATUS_OFFSET_VALID && st.map == 512);
+        CHECK_INT(blk_node_get_allocated_size(bs), 0);
+        blk_node_unref(bs);
+    }
+    bs = open_opts(g, "driver=null-aio,size=1000,read-zeroes=on", 0, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        CHECK_INT(blk_node_get_length(bs), 1024);
+        CHECK(blk_node_get_filename(bs) == NULL ||
+              strcmp(blk_node_get_filename(bs), "null-aio://") != 0);
+        memset(rd, 0xab, sizeof(rd));
+        CHECK_INT(blk_node_pread(bs, 0, rd, 1024, &err), 0);
+        CHECK(rd[0] == 0 && rd[1023] == 0 && rd[1024] == 0xab);
+        CHECK_INT(blk_node_block_status(bs, 0, 1024, &st, &err), 0);
+        CHECK(st.flags == (BLK_STATUS_OFFSET_VALID | BLK_STATUS_ZERO));
+        blk_node_unref(bs);
+    }
+    bs = open_opts(g, "driver=null-co,latency-ns=3000000", 0, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        t0 = now_ns();
+        CHECK_INT(blk_node_pread(bs, 0, rd, 512, &err), 0);
+        CHECK(now_ns() - t0 >= 3000000);
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+}
+
+/* ---- the --hold helper ------------------------------------------------------- */
+
+static int
+hold_main(const char *img, const char *secs)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_backend *b = hold(g, img, BLK_OPEN_RDWR, RW, SHARE_RO, &err);
+
+    if (b == NULL) {
+        fprintf(stderr, "test-file: %s\n", err.msg);
+        blk_graph_free(g);
+        return 1;
+    }
+    printf("locked\n");
+    fflush(stdout);
+    sleep((unsigned)atoi(secs));
+    blk_backend_free(b);
+    blk_graph_free(g);
+    return 0;
+}
+
+static void
+cleanup(void)
+{
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", dir);
+    }
+    free(cmd);
+}
+
+int
+main(int argc, char **argv)
+{
+    kv_schema_init();
+    if (argc == 4 && strcmp(argv[1], "--hold") == 0) {
+        return hold_main(argv[2], argv[3]);
+    }
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    read_self_comm();
+    test_create();
+    test_open_errors();
+    test_rw();
+    test_eof();
+    test_truncate();
+    test_direct();
+    test_lock_in_process();
+    test_lock_vs_qemu();
+    test_raw_window();
+    test_null();
+    cleanup();
+    return unit_done();
+}
