@@ -346,7 +346,11 @@ file_set_perm(struct blk_node *bs, unsigned perm, unsigned shared,
             r = check_lock_bytes(s->fd, filename, perm, shared, err);
         }
         if (r == 0 && newfd >= 0) {
-            r = lock_new_fd(newfd, filename, perm, shared, err);
+            /* Checked through the old description above; checking through
+             * the new one would find our own old locks. */
+            unsigned lp = 0, lu = 0;
+
+            r = set_lock_bytes(newfd, &lp, &lu, perm, unshared, err);
         }
         if (r < 0) {
             set_lock_bytes(s->fd, &s->locked_perm, &s->locked_unshared,

@@ -590,6 +590,65 @@ out:
     free(p);
 }
 
+/* auto-read-only=on: read-write exactly while a writer is attached. */
+static void
+test_dynamic_ro(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_backend *b;
+    struct blk_node *bs;
+    char buf[512];
+    char *p = path("dyn.img");
+    char *s;
+
+    memset(buf, 0x11, sizeof(buf));
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+    s = xasprintf("driver=file,filename=%s,auto-read-only=on", p);
+    bs = open_opts(g, s, BLK_OPEN_RDWR, &err);
+    free(s);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        goto out;
+    }
+    /* nobody writes: the file is open read-only */
+    CHECK_INT(blk_node_pwrite(bs, 0, buf, 512, 0, &err), -EACCES);
+    CHECK(strstr(err.msg, "is open read-only") != NULL);
+    blk_error_clear(&err);
+    b = blk_backend_new(g, NULL, bs, RW, SHARE_RO, &err);
+    CHECK(b != NULL);
+    if (b == NULL) {
+        fprintf(stderr, "    %s\n", err.msg);
+    }
+    CHECK_INT(blk_node_pwrite(bs, 0, buf, 512, 0, &err), 0);
+    {
+        /* the locks moved to the reopened file */
+        struct blk_graph *g2 = blk_graph_new();
+        struct blk_backend *b2 = hold(g2, p, 0, BLK_PERM_CONSISTENT_READ,
+                                      SHARE_RO, &err);
+
+        CHECK(b2 == NULL);
+        CHECK(strstr(err.msg, "Failed to get shared \"write\" lock") != NULL);
+        blk_error_clear(&err);
+        blk_graph_free(g2);
+    }
+    blk_backend_free(b);
+    CHECK_INT(blk_node_pwrite(bs, 0, buf, 512, 0, &err), -EACCES);
+    blk_error_clear(&err);
+    /* a reader still reads what was written */
+    b = blk_backend_new(g, NULL, bs, BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL,
+                        &err);
+    CHECK(b != NULL);
+    memset(buf, 0, sizeof(buf));
+    CHECK_INT(blk_node_pread(bs, 0, buf, 512, &err), 0);
+    CHECK(buf[0] == 0x11 && buf[511] == 0x11);
+    blk_backend_free(b);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(p);
+}
+
 /* ---- raw ---------------------------------------------------------------------- */
 
 static void
@@ -786,6 +845,7 @@ main(int argc, char **argv)
     test_direct();
     test_lock_in_process();
     test_lock_vs_qemu();
+    test_dynamic_ro();
     test_raw_window();
     test_null();
     cleanup();
