@@ -792,6 +792,123 @@ test_null(void)
     blk_graph_free(g);
 }
 
+/* ---- many requests in flight on the thread pool ------------------------ */
+
+#define NREQ 512
+#define BLOCK 4096
+
+struct freq {
+    struct blk_req req;
+    struct iovec iov[2];
+    unsigned char *buf;
+};
+
+static unsigned freq_done, freq_fail, freq_want;
+static bool freq_all;
+
+static void
+freq_cb(struct blk_req *r)
+{
+    if (r->ret != 0) {
+        freq_fail++;
+    }
+    if (++freq_done == freq_want) {
+        freq_all = true;
+    }
+}
+
+static void
+run_batch(struct blk_node *bs, struct freq *q, enum blk_op op, bool direct)
+{
+    int i;
+
+    freq_done = 0;
+    freq_all = false;
+    freq_want = NREQ;
+    for (i = 0; i < NREQ; i++) {
+        /* every other request in two pieces, to exercise vectors */
+        size_t cut = direct ? 512 : (size_t)(i % 7) * 100 + 1;
+
+        memset(&q[i].req, 0, sizeof(q[i].req));
+        q[i].req.op = op;
+        q[i].req.offset = (uint64_t)((i * 37) % NREQ) * BLOCK;
+        q[i].req.length = BLOCK;
+        q[i].iov[0].iov_base = q[i].buf;
+        q[i].iov[0].iov_len = i % 2 ? cut : BLOCK;
+        q[i].iov[1].iov_base = q[i].buf + cut;
+        q[i].iov[1].iov_len = BLOCK - cut;
+        q[i].req.iov = q[i].iov;
+        q[i].req.iovcnt = i % 2 ? 2 : 1;
+        q[i].req.cb = freq_cb;
+        blk_req_submit(bs, &q[i].req);
+    }
+    blk_loop_run_until(&freq_all);
+}
+
+static void
+parallel_io(bool direct)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    struct freq *q = xcalloc(NREQ, sizeof(*q));
+    char *p = path("par.img");
+    unsigned bad = 0;
+    int i;
+
+    CHECK_INT(create_file(p, NREQ * BLOCK, NULL, &err), 0);
+    bs = blk_open_image(g, p, "raw", false,
+                        BLK_OPEN_RDWR | (direct ? BLK_OPEN_NOCACHE : 0), &err);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        goto out;
+    }
+    for (i = 0; i < NREQ; i++) {
+        q[i].buf = blk_try_memalign(4096, BLOCK);
+        memset(q[i].buf, (i * 37) % NREQ % 251 + 1, BLOCK);
+    }
+    run_batch(bs, q, BLK_OP_WRITE, direct);
+    CHECK_INT(freq_fail, 0);
+    for (i = 0; i < NREQ; i++) {
+        memset(q[i].buf, 0, BLOCK);
+    }
+    run_batch(bs, q, BLK_OP_READ, direct);
+    CHECK_INT(freq_fail, 0);
+    for (i = 0; i < NREQ; i++) {
+        unsigned char want = (unsigned char)((i * 37) % NREQ % 251 + 1);
+
+        if (q[i].buf[0] != want || q[i].buf[BLOCK - 1] != want ||
+            memchr(q[i].buf, 0, BLOCK) != NULL) {
+            bad++;
+        }
+        free(q[i].buf);
+    }
+    CHECK_INT(bad, 0);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(q);
+    free(p);
+}
+
+static void
+test_parallel(void)
+{
+    int fd;
+    char *p = path("probe-direct");
+
+    parallel_io(false);
+    fd = open(p, O_CREAT | O_RDWR | O_DIRECT, 0644);
+    if (fd < 0) {
+        printf("note: O_DIRECT not supported in %s, parallel direct I/O "
+               "skipped\n", dir);
+    } else {
+        close(fd);
+        parallel_io(true);
+    }
+    free(p);
+}
+
 /* ---- the --hold helper ------------------------------------------------------- */
 
 static int
@@ -848,6 +965,9 @@ main(int argc, char **argv)
     test_dynamic_ro();
     test_raw_window();
     test_null();
+    blk_loop_init(8);
+    test_parallel();
+    uv_loop_close(blk_loop());
     cleanup();
     return unit_done();
 }
