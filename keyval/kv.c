@@ -445,6 +445,93 @@ kv_lookup(const struct kv *root, const char *path)
 
 /* ---- JSON output ------------------------------------------------------ */
 
+/*
+ * One code point of the (modified) UTF-8 at *p: its value, or -1 for an
+ * invalid sequence; *p moves past what was read (past a bad lead byte,
+ * or up to the byte that broke a sequence).  C0 80 is U+0000.
+ */
+static long
+utf8_next(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    long cp, min;
+    int n, i;
+
+    if (s[0] < 0x80) {
+        *p = s + 1;
+        return s[0];
+    }
+    if (s[0] >= 0xc0 && s[0] <= 0xdf) {
+        n = 2;
+        min = 0x80;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf7) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        *p = s + 1;
+        return -1;
+    }
+    cp = s[0] & (0x7f >> n);
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            *p = s + i;
+            return -1;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    *p = s + n;
+    if (n == 2 && cp == 0) {
+        return 0;                       /* C0 80 */
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return -1;
+    }
+    return cp;
+}
+
+/*
+ * A JSON string literal the way QEMU writes one: the usual two-character
+ * escapes, \uXXXX (upper case) for control characters and everything
+ * beyond ASCII (surrogate pairs above the BMP), U+FFFD for invalid UTF-8.
+ * So output is always ASCII and byte-identical to qemu-img's.
+ */
+static void
+add_str(struct sbuf *out, const char *str)
+{
+    const unsigned char *p = (const unsigned char *)str;
+    long cp;
+
+    sbuf_addch(out, '"');
+    while (*p) {
+        cp = utf8_next(&p);
+        switch (cp) {
+        case '"':  sbuf_adds(out, "\\\""); break;
+        case '\\': sbuf_adds(out, "\\\\"); break;
+        case '\b': sbuf_adds(out, "\\b"); break;
+        case '\f': sbuf_adds(out, "\\f"); break;
+        case '\n': sbuf_adds(out, "\\n"); break;
+        case '\r': sbuf_adds(out, "\\r"); break;
+        case '\t': sbuf_adds(out, "\\t"); break;
+        default:
+            if (cp < 0) {
+                cp = 0xfffd;
+            }
+            if (cp > 0xffff) {
+                sbuf_addf(out, "\\u%04lX\\u%04lX", 0xd800 + ((cp - 0x10000) >> 10),
+                          0xdc00 + ((cp - 0x10000) & 0x3ff));
+            } else if (cp < 0x20 || cp >= 0x7f) {
+                sbuf_addf(out, "\\u%04lX", cp);
+            } else {
+                sbuf_addch(out, (char)cp);
+            }
+        }
+    }
+    sbuf_addch(out, '"');
+}
+
 /* The shortest %g form that reads back to d; integral values get ".0". */
 static void
 add_double(struct sbuf *out, double d)
@@ -489,7 +576,7 @@ add_scalar(const struct kv *kv, struct sbuf *out)
         add_double(out, kv->v.d);
         break;
     case KV_STRING:
-        sbuf_add_json_str(out, kv->v.s);
+        add_str(out, kv->v.s);
         break;
     case KV_OBJECT:
     case KV_LIST:
@@ -512,7 +599,7 @@ kv_to_json(const struct kv *kv, struct sbuf *out)
             sbuf_addch(out, ',');
         }
         if (kv->type == KV_OBJECT) {
-            sbuf_add_json_str(out, kv->keys[i]);
+            add_str(out, kv->keys[i]);
             sbuf_addch(out, ':');
         }
         kv_to_json(kv->vals[i], out);
@@ -548,7 +635,7 @@ kv_to_json_pretty(const struct kv *kv, struct sbuf *out, int indent)
         }
         newline(out, indent + 1);
         if (kv->type == KV_OBJECT) {
-            sbuf_add_json_str(out, kv->keys[i]);
+            add_str(out, kv->keys[i]);
             sbuf_adds(out, ": ");
         }
         kv_to_json_pretty(kv->vals[i], out, indent + 1);

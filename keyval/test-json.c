@@ -54,14 +54,14 @@ static const struct jcase cases[] = {
     { "{'a\\'b':\"c'd\\'\"}", "{\"a'b\":\"c'd'\"}", NULL },
     { "{\"a\":'say \"hi\"'}", "{\"a\":\"say \\\"hi\\\"\"}", NULL },
     { "{\"a\":\"n\\u0041\"}", "{\"a\":\"nA\"}", NULL },
-    { "{\"a\":\"\\u00e9\\u20AC\"}", "{\"a\":\"\xc3\xa9\xe2\x82\xac\"}", NULL },
-    { "{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\xf0\x9f\x98\x80\"}", NULL },
+    { "{\"a\":\"\\u00e9\\u20AC\"}", "{\"a\":\"\\u00E9\\u20AC\"}", NULL },
+    { "{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\\uD83D\\uDE00\"}", NULL },
     { "{\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}", "{\"a\":\"\\\"\\\\/\\b\\f\\n\\r\\t\"}",
       NULL },
-    { "{\"a\":\"\xc3\xa9\xf0\x9f\x98\x80\"}", "{\"a\":\"\xc3\xa9\xf0\x9f\x98\x80\"}",
+    { "{\"a\":\"\xc3\xa9\xf0\x9f\x98\x80\"}", "{\"a\":\"\\u00E9\\uD83D\\uDE00\"}",
       NULL },
-    { "{\"a\":\"\xc0\x80\"}", "{\"a\":\"\xc0\x80\"}", NULL },
-    { "{\"a\":\"\\u0000\"}", "{\"a\":\"\xc0\x80\"}", NULL },
+    { "{\"a\":\"\xc0\x80\"}", "{\"a\":\"\\u0000\"}", NULL },
+    { "{\"a\":\"\\u0000\"}", "{\"a\":\"\\u0000\"}", NULL },
     { "{\"a\":\"\\x\"}", NULL, "JSON parse error, invalid escape sequence in string" },
     { "{\"a\":\"\\U0041\"}", NULL,
       "JSON parse error, invalid escape sequence in string" },
@@ -193,6 +193,15 @@ test_types(void)
     CHECK_STR(kv_get_str(kv, "s", NULL), "x");
     CHECK(kv_get_bool(kv, "b", false));
     CHECK_INT(kv_get(kv, "n")->type, KV_NULL);
+    kv_free(kv);
+
+    /* Escapes decode to UTF-8 bytes; U+0000 is modified UTF-8, as QEMU. */
+    kv = kv_parse_json("{\"e\":\"\\u00e9\\u20AC\",\"p\":\"\\ud83d\\ude00\","
+                       "\"z\":\"a\\u0000b\",\"r\":\"\xc3\xa9\"}", &err);
+    CHECK_STR(kv_get_str(kv, "e", NULL), "\xc3\xa9\xe2\x82\xac");
+    CHECK_STR(kv_get_str(kv, "p", NULL), "\xf0\x9f\x98\x80");
+    CHECK_STR(kv_get_str(kv, "z", NULL), "a\xc0\x80" "b");
+    CHECK_STR(kv_get_str(kv, "r", NULL), "\xc3\xa9");
     kv_free(kv);
 }
 

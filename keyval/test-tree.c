@@ -65,6 +65,11 @@ test_scalars(void)
     kv = kv_new_str("a\"b\\c\n\x01");
     CHECK_JSON(kv, "\"a\\\"b\\\\c\\n\\u0001\"");
     kv_free(kv);
+    /* Like qemu-img: ASCII only, \\u upper case, U+FFFD for bad bytes. */
+    kv = kv_new_str("\xc3\xa9\x7f\xf0\x9f\x98\x80\x01\"q\xff.\xc0\x80\xed\xa0\x80\xe2\x82");
+    CHECK_JSON(kv, "\"\\u00E9\\u007F\\uD83D\\uDE00\\u0001\\\"q\\uFFFD.\\u0000"
+               "\\uFFFD\\uFFFD\"");
+    kv_free(kv);
     kv = kv_new_bool(false);
     CHECK_JSON(kv, "false");
     kv_free(kv);
