@@ -147,11 +147,14 @@ struct qcow2_bitmaps_ext {
  * qcow2_parse_header_cluster (pure: no I/O, used by unit tests).
  */
 struct qcow2_header_info {
+    bool check_mode;                    /* in: relax checks like QEMU's BDRV_O_CHECK */
     struct qcow2_header h;
     uint8_t *unknown_fields;            /* bytes 104+ (or 112+) up to header_length we don't know; owned */
     size_t unknown_fields_len;
     char *backing_format;               /* owned or NULL */
     char *data_file;                    /* owned or NULL */
+    char *backing_file;                 /* owned or NULL */
+    bool bitmaps_stale;                 /* bitmaps ext without its autoclear bit: dropped */
     bool has_bitmaps_ext;
     struct qcow2_bitmaps_ext bitmaps;
     bool has_crypto_ext;
@@ -314,6 +317,7 @@ struct qcow2 {
     bool corrupt;                       /* corruption found: no more writes */
     bool check_mode;                    /* opened for check: tolerate corruption */
     struct blk_child *backing;          /* borrowed child; NULL when none */
+    bool in_prealloc;                   /* metadata preallocation: no COW, no data */
 };
 
 static inline struct qcow2 *
@@ -553,6 +557,16 @@ void qcow2_free_clusters(struct qcow2 *q, uint64_t off, uint64_t len,
 /* Free what an L2 entry points to (normal or compressed), n clusters. */
 void qcow2_free_any_cluster(struct qcow2 *q, uint64_t l2_entry, uint64_t n,
                             enum qcow2_discard_type type);
+/*
+ * QEMU's refcount "area": a new refcount table plus self-describing
+ * refcount blocks placed at start (cluster aligned, free space beyond it),
+ * covering additional clusters more; switches the header to the new table
+ * and frees the old one.  Returns the end offset of the new structures.
+ */
+int64_t qcow2_refcount_area(struct qcow2 *q, uint64_t start,
+                            uint64_t additional, bool exact,
+                            uint64_t new_index, uint64_t new_block,
+                            struct blk_error *err);
 /* Write the in-memory reftable entry i to disk. */
 int qcow2_write_reftable_entry(struct qcow2 *q, uint32_t i,
                                struct blk_error *err);
@@ -621,6 +635,20 @@ int qcow2_discard_clusters(struct qcow2 *q, uint64_t off, uint64_t len,
                            enum qcow2_discard_type type, bool full_discard,
                            struct blk_error *err);
 
+/*
+ * Ext-l2: mark subclusters [off, off+len) (subcluster aligned, inside one
+ * cluster) as zero.  -ENOTSUP for a compressed cluster.
+ */
+int qcow2_zero_subclusters(struct qcow2 *q, uint64_t off, uint64_t len,
+                           struct blk_error *err);
+
+/*
+ * Read guest bytes [off, off+len) into buf through the current mapping
+ * (backing, zeroes, compressed...), with q->lock already held (COW).
+ */
+int qcow2_read_guest_locked(struct qcow2 *q, uint64_t off, uint64_t len,
+                            uint8_t *buf, struct blk_error *err);
+
 /* Point guest cluster off at a compressed descriptor (must be unallocated). */
 int qcow2_set_compressed(struct qcow2 *q, uint64_t off, uint64_t host,
                          uint64_t csize, struct blk_error *err);
@@ -674,5 +702,39 @@ int qcow2_flush_locked(struct qcow2 *q, struct blk_error *err);
 
 /* create.c: the vtable create op. */
 int qcow2_create(const struct kv *opts, struct blk_error *err);
+/*
+ * Metadata preallocation of guest [from, to) (L2 tables and data clusters
+ * linked, no data written), then grow the data file to cover it with mode
+ * (metadata: plain growth).  Lock held.
+ */
+int qcow2_preallocate(struct qcow2 *q, uint64_t from, uint64_t to,
+                      enum blk_prealloc mode, struct blk_error *err);
+/*
+ * falloc/full preallocation of guest [from, to) after growth: QEMU's
+ * scheme (new refcount structures at the end of the file, then the data
+ * area, then L2 entries).  Lock held.
+ */
+int qcow2_preallocate_data(struct qcow2 *q, uint64_t from, uint64_t to,
+                           enum blk_prealloc mode, struct blk_error *err);
+
+/* The driver (for create, which opens the new image through the graph). */
+extern const struct blk_driver blk_driver_qcow2;
+
+/* ---- bitmap.c: persistent dirty bitmaps (the bitmaps extension) ----------- */
+
+/*
+ * At open, after the refcounts are ready: create a persistent blk_bitmap
+ * on q->bs for every directory entry (inconsistent if in_use was set,
+ * enabled if 'auto'), and when read-write mark them in_use on disk.
+ */
+int qcow2_bitmaps_load(struct qcow2 *q, struct blk_error *err);
+/*
+ * At close, before the final flush: write every persistent bitmap of
+ * q->bs (data, table, directory, header extension), in_use cleared, and
+ * free the old structures.  No-op on read-only or corrupt images.
+ */
+int qcow2_bitmaps_store(struct qcow2 *q, struct blk_error *err);
+/* Append QEMU's info entries ({"flags", "name", "granularity"}) to list. */
+int qcow2_bitmaps_info(struct qcow2 *q, struct kv *list, struct blk_error *err);
 
 #endif

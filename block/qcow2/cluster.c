@@ -1,0 +1,998 @@
+/*
+ * cluster.c - qcow2 guest-to-host mapping: L1 growth, L2 tables (in cache
+ * slices), lookups with subcluster types, and the metadata side of writes:
+ * allocation in QEMU 7.2's order (L2 table before data), copy-on-write of
+ * shared clusters, zero and discard.  Called under q->lock.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/qcow2/qcow2-int.h"
+#include "util/xalloc.h"
+
+/* ---- entries ---------------------------------------------------------------- */
+
+uint64_t
+qcow2_l2_get(const struct qcow2 *q, const void *slice, uint64_t i)
+{
+    return qcow2_be64((const uint8_t *)slice + i * q->l2_entry_size);
+}
+
+uint64_t
+qcow2_l2_get_bitmap(const struct qcow2 *q, const void *slice, uint64_t i)
+{
+    if (!q->extended_l2) {
+        return 0;
+    }
+    return qcow2_be64((const uint8_t *)slice + i * q->l2_entry_size + 8);
+}
+
+void
+qcow2_l2_set(const struct qcow2 *q, void *slice, uint64_t i, uint64_t e)
+{
+    qcow2_put_be64((uint8_t *)slice + i * q->l2_entry_size, e);
+}
+
+void
+qcow2_l2_set_bitmap(const struct qcow2 *q, void *slice, uint64_t i, uint64_t b)
+{
+    if (q->extended_l2) {
+        qcow2_put_be64((uint8_t *)slice + i * q->l2_entry_size + 8, b);
+    }
+}
+
+static bool
+has_data_file(const struct qcow2 *q)
+{
+    return q->data_file != q->file;
+}
+
+enum qcow2_subcluster_type
+qcow2_subcluster_type(const struct qcow2 *q, uint64_t entry, uint64_t bitmap,
+                      unsigned sc)
+{
+    uint64_t host = entry & QCOW2_L2E_OFFSET_MASK;
+    bool allocated;
+
+    if (entry & QCOW2_OFLAG_COMPRESSED) {
+        return QCOW2_SC_COMPRESSED;
+    }
+    if (!q->extended_l2 && (entry & QCOW2_OFLAG_ZERO)) {
+        return host ? QCOW2_SC_ZERO_ALLOC : QCOW2_SC_ZERO_PLAIN;
+    }
+    allocated = host != 0 ||
+                (has_data_file(q) && (entry & QCOW2_OFLAG_COPIED));
+    if (!q->extended_l2) {
+        return allocated ? QCOW2_SC_NORMAL : QCOW2_SC_UNALLOCATED_PLAIN;
+    }
+    if (allocated) {
+        if ((bitmap >> 32) & bitmap) {
+            return QCOW2_SC_INVALID;
+        }
+        if (bitmap & QCOW2_SUB_ZERO(sc)) {
+            return QCOW2_SC_ZERO_ALLOC;
+        }
+        if (bitmap & QCOW2_SUB_ALLOC(sc)) {
+            return QCOW2_SC_NORMAL;
+        }
+        return QCOW2_SC_UNALLOCATED_ALLOC;
+    }
+    if (bitmap & QCOW2_BITMAP_ALL_ALLOC) {
+        return QCOW2_SC_INVALID;
+    }
+    if (bitmap & QCOW2_SUB_ZERO(sc)) {
+        return QCOW2_SC_ZERO_PLAIN;
+    }
+    return QCOW2_SC_UNALLOCATED_PLAIN;
+}
+
+void
+qcow2_parse_compressed(const struct qcow2 *q, uint64_t l2_entry,
+                       uint64_t *host, uint64_t *bytes)
+{
+    uint64_t sectors;
+
+    *host = l2_entry & q->cluster_offset_mask;
+    sectors = ((l2_entry >> q->csize_shift) & q->csize_mask) + 1;
+    *bytes = sectors * QCOW2_COMPRESSED_SECTOR -
+             (*host & (QCOW2_COMPRESSED_SECTOR - 1));
+}
+
+/* ---- L1 --------------------------------------------------------------------- */
+
+int
+qcow2_write_l1_entries(struct qcow2 *q, uint64_t first, uint64_t n,
+                       struct blk_error *err)
+{
+    uint64_t start = first & ~63ULL;        /* whole 512-byte sectors */
+    uint64_t end = (first + n + 63) & ~63ULL;
+    uint8_t *buf;
+    int r;
+
+    if (end > q->l1_size) {
+        end = q->l1_size;
+    }
+    buf = xmalloc((end - start) * 8);
+    for (uint64_t i = start; i < end; i++) {
+        qcow2_put_be64(buf + (i - start) * 8, q->l1[i]);
+    }
+    r = qcow2_pre_write_check(q, QCOW2_OL_ACTIVE_L1, q->l1_offset + start * 8,
+                              (end - start) * 8, false, err);
+    if (r == 0) {
+        r = blk_child_pwrite(q->file, q->l1_offset + start * 8, buf,
+                             (end - start) * 8, 0, err);
+    }
+    free(buf);
+    if (r == 0) {
+        r = blk_child_flush(q->file, err);
+    }
+    return r;
+}
+
+int
+qcow2_grow_l1(struct qcow2 *q, uint64_t min, bool exact, struct blk_error *err)
+{
+    uint64_t new_size, bytes, old_off, old_size;
+    uint64_t *nt;
+    uint8_t *raw, hdr[12];
+    int64_t off;
+    int r;
+
+    if (min <= q->l1_size) {
+        return 0;
+    }
+    if (min > INT32_MAX / 8) {
+        return blk_error_set(err, -EFBIG, "L1 table would be too large");
+    }
+    if (exact) {
+        new_size = min;
+    } else {
+        new_size = q->l1_size ? q->l1_size : 1;
+        while (min > new_size) {
+            new_size = (new_size * 3 + 1) / 2;
+        }
+    }
+    if (new_size > QCOW2_MAX_L1_BYTES / 8) {
+        return blk_error_set(err, -EFBIG, "L1 table would be too large");
+    }
+    bytes = new_size * 8;
+    nt = blk_try_zalloc(bytes);
+    raw = blk_try_zalloc(bytes);
+    if (nt == NULL || raw == NULL) {
+        free(nt);
+        free(raw);
+        return blk_error_set(err, -ENOMEM, "cannot allocate L1 table");
+    }
+    if (q->l1_size > 0) {
+        memcpy(nt, q->l1, (uint64_t)q->l1_size * 8);
+    }
+    off = qcow2_alloc_clusters(q, bytes, err);
+    if (off < 0) {
+        r = (int)off;
+        goto out_free;
+    }
+    r = qcow2_cache_flush(q, q->refcount_cache, err);
+    if (r == 0) {
+        r = qcow2_pre_write_check(q, 0, (uint64_t)off, bytes, false, err);
+    }
+    if (r < 0) {
+        qcow2_free_clusters(q, (uint64_t)off, bytes, QCOW2_DISCARD_OTHER);
+        goto out_free;
+    }
+    for (uint64_t i = 0; i < new_size; i++) {
+        qcow2_put_be64(raw + i * 8, nt[i]);
+    }
+    r = blk_child_pwrite(q->file, (uint64_t)off, raw, bytes, 0, err);
+    if (r == 0) {
+        r = blk_child_flush(q->file, err);
+    }
+    if (r < 0) {
+        qcow2_free_clusters(q, (uint64_t)off, bytes, QCOW2_DISCARD_OTHER);
+        goto out_free;
+    }
+    qcow2_put_be32(hdr, (uint32_t)new_size);
+    qcow2_put_be64(hdr + 4, (uint64_t)off);
+    r = blk_child_pwrite(q->file, 36, hdr, 12, 0, err);
+    if (r == 0) {
+        r = blk_child_flush(q->file, err);
+    }
+    if (r < 0) {
+        qcow2_free_clusters(q, (uint64_t)off, bytes, QCOW2_DISCARD_OTHER);
+        goto out_free;
+    }
+    free(raw);
+    free(q->l1);
+    old_off = q->l1_offset;
+    old_size = q->l1_size;
+    q->l1 = nt;
+    q->l1_offset = (uint64_t)off;
+    q->l1_size = (uint32_t)new_size;
+    q->h.l1_table_offset = (uint64_t)off;
+    q->h.l1_size = (uint32_t)new_size;
+    if (old_size > 0) {
+        qcow2_free_clusters(q, old_off, old_size * 8, QCOW2_DISCARD_OTHER);
+    }
+    return 0;
+
+out_free:
+    free(nt);
+    free(raw);
+    return r;
+}
+
+/* ---- L2 ---------------------------------------------------------------------- */
+
+static int
+check_l2_offset(struct qcow2 *q, uint64_t l2_off, uint64_t l1_index,
+                struct blk_error *err)
+{
+    if (qcow2_offset_into_cluster(q, l2_off) != 0) {
+        return qcow2_signal_corruption(q, err, "L2 table offset %#" PRIx64
+                                       " unaligned (L1 index: %#" PRIx64 ")",
+                                       l2_off, l1_index);
+    }
+    return 0;
+}
+
+/* New L2 table for l1_index (a copy of the old one when it was shared). */
+static int
+l2_allocate(struct qcow2 *q, uint64_t l1_index, struct blk_error *err)
+{
+    uint64_t old = q->l1[l1_index] & QCOW2_L1E_OFFSET_MASK;
+    size_t slice_bytes = q->l2_slice_entries * q->l2_entry_size;
+    uint64_t nslices = q->cluster_size / slice_bytes;
+    int64_t l2;
+    int r;
+
+    l2 = qcow2_alloc_clusters(q, q->cluster_size, err);
+    if (l2 < 0) {
+        return (int)l2;
+    }
+    if (l2 == 0) {
+        return qcow2_signal_corruption(q, err, "Preventing invalid allocation "
+                                       "of L2 table at offset 0");
+    }
+    r = qcow2_cache_flush(q, q->refcount_cache, err);
+    if (r < 0) {
+        goto out_free;
+    }
+    for (uint64_t s = 0; s < nslices; s++) {
+        void *slice, *old_slice;
+
+        r = qcow2_cache_get_empty(q, q->l2_cache, (uint64_t)l2 + s * slice_bytes,
+                                  &slice, err);
+        if (r < 0) {
+            goto out_free;
+        }
+        if (old != 0) {
+            r = qcow2_cache_get(q, q->l2_cache, old + s * slice_bytes,
+                                &old_slice, err);
+            if (r < 0) {
+                qcow2_cache_put(q->l2_cache, &slice);
+                goto out_free;
+            }
+            memcpy(slice, old_slice, slice_bytes);
+            qcow2_cache_put(q->l2_cache, &old_slice);
+        }
+        qcow2_cache_mark_dirty(q->l2_cache, slice);
+        qcow2_cache_put(q->l2_cache, &slice);
+    }
+    r = qcow2_cache_flush(q, q->l2_cache, err);
+    if (r < 0) {
+        goto out_free;
+    }
+    q->l1[l1_index] = (uint64_t)l2 | QCOW2_OFLAG_COPIED;
+    r = qcow2_write_l1_entries(q, l1_index, 1, err);
+    if (r < 0) {
+        q->l1[l1_index] = old ? (old | 0) : 0;
+        goto out_free;
+    }
+    if (old != 0) {
+        qcow2_free_clusters(q, old, q->cluster_size, QCOW2_DISCARD_OTHER);
+    }
+    return 0;
+
+out_free:
+    for (uint64_t s = 0; s < nslices; s++) {
+        qcow2_cache_discard(q->l2_cache, (uint64_t)l2 + s * slice_bytes);
+    }
+    qcow2_free_clusters(q, (uint64_t)l2, q->cluster_size, QCOW2_DISCARD_ALWAYS);
+    return r;
+}
+
+int
+qcow2_get_l2_slice(struct qcow2 *q, uint64_t off, bool for_write, void **slice,
+                   uint64_t *slice_index, struct blk_error *err)
+{
+    uint64_t l1_index = qcow2_l1_index(q, off);
+    uint64_t l2_index = qcow2_l2_index(q, off);
+    size_t slice_bytes = q->l2_slice_entries * q->l2_entry_size;
+    uint64_t l2_off, slice_start;
+    int r;
+
+    *slice = NULL;
+    if (l1_index >= q->l1_size) {
+        if (!for_write) {
+            return 0;
+        }
+        r = qcow2_grow_l1(q, l1_index + 1, false, err);
+        if (r < 0) {
+            return r;
+        }
+    }
+    l2_off = q->l1[l1_index] & QCOW2_L1E_OFFSET_MASK;
+    r = check_l2_offset(q, l2_off, l1_index, err);
+    if (r < 0) {
+        return r;
+    }
+    if (for_write && !(q->l1[l1_index] & QCOW2_OFLAG_COPIED)) {
+        r = l2_allocate(q, l1_index, err);
+        if (r < 0) {
+            return r;
+        }
+        l2_off = q->l1[l1_index] & QCOW2_L1E_OFFSET_MASK;
+    }
+    if (l2_off == 0) {
+        return 0;
+    }
+    slice_start = (l2_index / q->l2_slice_entries) * q->l2_slice_entries;
+    r = qcow2_cache_get(q, q->l2_cache,
+                        l2_off + slice_start * q->l2_entry_size, slice, err);
+    if (r < 0) {
+        return r;
+    }
+    (void)slice_bytes;
+    *slice_index = l2_index - slice_start;
+    return 0;
+}
+
+/* ---- lookup ------------------------------------------------------------------- */
+
+static bool
+host_type(enum qcow2_subcluster_type t)
+{
+    return t == QCOW2_SC_NORMAL || t == QCOW2_SC_ZERO_ALLOC ||
+           t == QCOW2_SC_UNALLOCATED_ALLOC;
+}
+
+/* Subclusters from (i, sc) of the same type and contiguous host offsets. */
+static uint64_t
+count_contiguous(struct qcow2 *q, void *slice, uint64_t i, unsigned sc,
+                 uint64_t max_clusters, enum qcow2_subcluster_type type)
+{
+    uint64_t first = qcow2_l2_get(q, slice, i) & QCOW2_L2E_OFFSET_MASK;
+    uint64_t count = 0;
+
+    for (uint64_t c = 0; c < max_clusters; c++) {
+        uint64_t e = qcow2_l2_get(q, slice, i + c);
+        uint64_t b = qcow2_l2_get_bitmap(q, slice, i + c);
+
+        if (host_type(type) &&
+            (e & QCOW2_L2E_OFFSET_MASK) != first + c * q->cluster_size) {
+            break;
+        }
+        for (unsigned s = c == 0 ? sc : 0; s < q->subclusters_per_cluster;
+             s++) {
+            if (qcow2_subcluster_type(q, e, b, s) != type) {
+                return count;
+            }
+            count++;
+        }
+        if (type == QCOW2_SC_COMPRESSED) {
+            break;
+        }
+    }
+    return count;
+}
+
+int
+qcow2_get_host_offset(struct qcow2 *q, uint64_t off, uint64_t *bytes,
+                      uint64_t *host, enum qcow2_subcluster_type *type,
+                      struct blk_error *err)
+{
+    uint64_t in_cluster = qcow2_offset_into_cluster(q, off);
+    uint64_t needed = *bytes + in_cluster;
+    uint64_t l1_index = qcow2_l1_index(q, off);
+    uint64_t avail, l2_off, i, e, b, sc_count;
+    unsigned sc;
+    void *slice;
+    int r;
+
+    *host = 0;
+    *type = QCOW2_SC_UNALLOCATED_PLAIN;
+    if (l1_index >= q->l1_size || !(q->l1[l1_index] & QCOW2_L1E_OFFSET_MASK)) {
+        /* Skip every empty L1 entry at once: O(1) per entry. */
+        uint64_t span = 1ULL << (q->l2_bits + q->cluster_bits);
+        uint64_t j = l1_index + 1;
+
+        while (j < q->l1_size && !(q->l1[j] & QCOW2_L1E_OFFSET_MASK) &&
+               (j - l1_index) * span < needed) {
+            j++;
+        }
+        avail = (j - l1_index) * span - (off & (span - 1)) + in_cluster;
+        if (l1_index >= q->l1_size) {
+            avail = needed;
+        }
+        goto out;
+    }
+    l2_off = q->l1[l1_index] & QCOW2_L1E_OFFSET_MASK;
+    r = check_l2_offset(q, l2_off, l1_index, err);
+    if (r < 0) {
+        return r;
+    }
+    r = qcow2_get_l2_slice(q, off, false, &slice, &i, err);
+    if (r < 0) {
+        return r;
+    }
+    avail = (q->l2_slice_entries - i) << q->cluster_bits;
+    if (needed > avail) {
+        needed = avail;
+    }
+    e = qcow2_l2_get(q, slice, i);
+    b = qcow2_l2_get_bitmap(q, slice, i);
+    sc = (unsigned)(in_cluster >> q->subcluster_bits);
+    *type = qcow2_subcluster_type(q, e, b, sc);
+    if (q->version < 3 &&
+        (*type == QCOW2_SC_ZERO_PLAIN || *type == QCOW2_SC_ZERO_ALLOC)) {
+        qcow2_cache_put(q->l2_cache, &slice);
+        return qcow2_signal_corruption(q, err, "Zero cluster entry found in "
+                                       "pre-v3 image (L2 offset: %#" PRIx64
+                                       ", L2 index: %#" PRIx64 ")", l2_off,
+                                       qcow2_l2_index(q, off));
+    }
+    if (*type == QCOW2_SC_INVALID) {
+        qcow2_cache_put(q->l2_cache, &slice);
+        return qcow2_signal_corruption(q, err, "Invalid cluster entry found "
+                                       "(L2 offset: %#" PRIx64 ", L2 index: %#"
+                                       PRIx64 ")", l2_off,
+                                       qcow2_l2_index(q, off));
+    }
+    if (*type == QCOW2_SC_COMPRESSED) {
+        if (has_data_file(q)) {
+            qcow2_cache_put(q->l2_cache, &slice);
+            return qcow2_signal_corruption(q, err, "Compressed cluster entry "
+                                           "found in image with external data "
+                                           "file (L2 offset: %#" PRIx64 ", L2 "
+                                           "index: %#" PRIx64 ")", l2_off,
+                                           qcow2_l2_index(q, off));
+        }
+        *host = e;
+    } else if (host_type(*type)) {
+        uint64_t hc = e & QCOW2_L2E_OFFSET_MASK;
+
+        if (qcow2_offset_into_cluster(q, hc) != 0) {
+            qcow2_cache_put(q->l2_cache, &slice);
+            return qcow2_signal_corruption(q, err, "Cluster allocation offset %#"
+                                           PRIx64 " unaligned (L2 offset: %#"
+                                           PRIx64 ", L2 index: %#" PRIx64 ")",
+                                           hc, l2_off, qcow2_l2_index(q, off));
+        }
+        if (has_data_file(q) && hc != off - in_cluster) {
+            qcow2_cache_put(q->l2_cache, &slice);
+            return qcow2_signal_corruption(q, err, "External data file host "
+                                           "cluster offset %#" PRIx64 " does "
+                                           "not match guest cluster offset: %#"
+                                           PRIx64 ", L2 index: %#" PRIx64 ")",
+                                           hc, off - in_cluster,
+                                           qcow2_l2_index(q, off));
+        }
+        *host = hc + in_cluster;
+    }
+    sc_count = count_contiguous(q, slice, i, sc, qcow2_size_to_clusters(q, needed),
+                                *type);
+    qcow2_cache_put(q->l2_cache, &slice);
+    avail = (sc_count + sc) << q->subcluster_bits;
+
+out:
+    if (avail > needed) {
+        avail = needed;
+    }
+    *bytes = avail - in_cluster;
+    return 0;
+}
+
+/* ---- writes --------------------------------------------------------------------- */
+
+/* How a cluster must be handled to write subclusters [sc0, sc1) of it. */
+enum wkind { W_INPLACE, W_KEEP, W_NEW };
+
+static enum wkind
+write_kind(const struct qcow2 *q, uint64_t e, uint64_t b, unsigned sc0,
+           unsigned sc1)
+{
+    uint64_t host = e & QCOW2_L2E_OFFSET_MASK;
+    bool copied = e & QCOW2_OFLAG_COPIED;
+
+    if ((e & QCOW2_OFLAG_COMPRESSED) || !copied ||
+        (host == 0 && !has_data_file(q))) {
+        return W_NEW;
+    }
+    if (!q->extended_l2) {
+        return (e & QCOW2_OFLAG_ZERO) ? W_KEEP : W_INPLACE;
+    }
+    for (unsigned s = sc0; s < sc1; s++) {
+        if (qcow2_subcluster_type(q, e, b, s) != QCOW2_SC_NORMAL) {
+            return W_KEEP;
+        }
+    }
+    return W_INPLACE;
+}
+
+/* Copy guest [from, to) into host at host + (from - base). */
+static int
+cow_copy(struct qcow2 *q, uint64_t from, uint64_t to, uint64_t base,
+         uint64_t host, struct blk_error *err)
+{
+    uint8_t *buf;
+    int r;
+
+    if (to <= from) {
+        return 0;
+    }
+    buf = blk_try_malloc(to - from);
+    if (buf == NULL) {
+        return blk_error_set(err, -ENOMEM, "cannot allocate COW buffer");
+    }
+    r = qcow2_read_guest_locked(q, from, to - from, buf, err);
+    if (r == 0) {
+        r = qcow2_pre_write_check(q, 0, host + (from - base), to - from, true,
+                                  err);
+    }
+    if (r == 0) {
+        r = blk_child_pwrite(q->data_file, host + (from - base), buf,
+                             to - from, 0, err);
+    }
+    free(buf);
+    return r;
+}
+
+/* First/last allocated subcluster bounds for ext-l2 COW (QEMU's rule). */
+static uint64_t
+cow_start_in(const struct qcow2 *q, uint64_t e, uint64_t b, unsigned sc)
+{
+    enum qcow2_subcluster_type t = qcow2_subcluster_type(q, e, b, sc);
+
+    if (!q->extended_l2 || t == QCOW2_SC_COMPRESSED) {
+        return 0;
+    }
+    if (t == QCOW2_SC_ZERO_PLAIN || t == QCOW2_SC_UNALLOCATED_PLAIN) {
+        return (uint64_t)sc << q->subcluster_bits;
+    }
+    {
+        uint32_t alloc = (uint32_t)(b & QCOW2_BITMAP_ALL_ALLOC);
+        unsigned first = alloc ? (unsigned)__builtin_ctz(alloc) : 32;
+
+        return (uint64_t)(first < sc ? first : sc) << q->subcluster_bits;
+    }
+}
+
+static uint64_t
+cow_end_in(const struct qcow2 *q, uint64_t e, uint64_t b, unsigned sc_last)
+{
+    enum qcow2_subcluster_type t = qcow2_subcluster_type(q, e, b, sc_last);
+
+    if (!q->extended_l2 || t == QCOW2_SC_COMPRESSED) {
+        return q->cluster_size;
+    }
+    if (t == QCOW2_SC_ZERO_PLAIN || t == QCOW2_SC_UNALLOCATED_PLAIN) {
+        return (uint64_t)(sc_last + 1) << q->subcluster_bits;
+    }
+    {
+        uint32_t alloc = (uint32_t)(b & QCOW2_BITMAP_ALL_ALLOC);
+        unsigned last = alloc ? 31 - (unsigned)__builtin_clz(alloc) : 0;
+
+        if (last < sc_last) {
+            last = sc_last;
+        }
+        return (uint64_t)(last + 1) << q->subcluster_bits;
+    }
+}
+
+int
+qcow2_alloc_for_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
+                      uint64_t *host, struct blk_error *err)
+{
+    uint64_t in_cluster = qcow2_offset_into_cluster(q, off);
+    uint64_t c0 = off - in_cluster;
+    uint64_t i, n, e, b, want, end, new_host = 0, last_c;
+    uint64_t cs_from, cs_to;
+    enum wkind k;
+    void *slice;
+    int r;
+
+    r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+    if (r < 0) {
+        return r;
+    }
+    want = qcow2_size_to_clusters(q, in_cluster + *bytes);
+    if (want > q->l2_slice_entries - i) {
+        want = q->l2_slice_entries - i;
+    }
+    e = qcow2_l2_get(q, slice, i);
+    b = qcow2_l2_get_bitmap(q, slice, i);
+    {
+        uint64_t stop = in_cluster + *bytes;
+        unsigned sc1;
+
+        if (stop > q->cluster_size) {
+            stop = q->cluster_size;
+        }
+        sc1 = (unsigned)((stop - 1) >> q->subcluster_bits) + 1;
+        k = write_kind(q, e, b, (unsigned)(in_cluster >> q->subcluster_bits),
+                       sc1);
+    }
+
+    if (k == W_INPLACE) {
+        uint64_t h0 = e & QCOW2_L2E_OFFSET_MASK;
+
+        for (n = 1; n < want; n++) {
+            uint64_t en = qcow2_l2_get(q, slice, i + n);
+            uint64_t bn = qcow2_l2_get_bitmap(q, slice, i + n);
+            uint64_t stop = in_cluster + *bytes - n * q->cluster_size;
+            unsigned sc1;
+
+            if (stop > q->cluster_size) {
+                stop = q->cluster_size;
+            }
+            sc1 = (unsigned)((stop - 1) >> q->subcluster_bits) + 1;
+            if ((en & QCOW2_L2E_OFFSET_MASK) != h0 + n * q->cluster_size ||
+                write_kind(q, en, bn, 0, sc1) != W_INPLACE) {
+                break;
+            }
+        }
+        qcow2_cache_put(q->l2_cache, &slice);
+        if (in_cluster + *bytes > n * q->cluster_size) {
+            *bytes = n * q->cluster_size - in_cluster;
+        }
+        *host = h0 + in_cluster;
+        return qcow2_pre_write_check(q, 0, *host, *bytes, true, err);
+    }
+
+    if (k == W_KEEP) {
+        n = 1;
+        new_host = e & QCOW2_L2E_OFFSET_MASK;
+    } else {
+        for (n = 1; n < want; n++) {
+            uint64_t en = qcow2_l2_get(q, slice, i + n);
+            uint64_t bn = qcow2_l2_get_bitmap(q, slice, i + n);
+
+            if (write_kind(q, en, bn, 0, 1) != W_NEW) {
+                break;
+            }
+        }
+    }
+    end = off + *bytes;
+    if (end > c0 + n * q->cluster_size) {
+        end = c0 + n * q->cluster_size;
+    }
+    last_c = (end - 1 - c0) >> q->cluster_bits;
+    cs_from = c0 + cow_start_in(q, e, b, (unsigned)(in_cluster >>
+                                                   q->subcluster_bits));
+    {
+        uint64_t el = qcow2_l2_get(q, slice, i + last_c);
+        uint64_t bl = qcow2_l2_get_bitmap(q, slice, i + last_c);
+        uint64_t in_last = (end - 1) & (q->cluster_size - 1);
+
+        cs_to = c0 + last_c * q->cluster_size +
+                cow_end_in(q, el, bl, (unsigned)(in_last >> q->subcluster_bits));
+    }
+    qcow2_cache_put(q->l2_cache, &slice);
+
+    if (k == W_NEW) {
+        if (has_data_file(q)) {
+            new_host = c0;
+        } else {
+            int64_t a = qcow2_alloc_clusters(q, n * q->cluster_size, err);
+
+            if (a < 0) {
+                return (int)a;
+            }
+            new_host = (uint64_t)a;
+        }
+    }
+
+    /* Copy-on-write of the parts of the clusters the guest doesn't write. */
+    r = 0;
+    if (!q->in_prealloc) {
+        r = cow_copy(q, cs_from, off, c0, new_host, err);
+    }
+    if (r == 0 && !q->in_prealloc) {
+        r = cow_copy(q, end, cs_to, c0, new_host, err);
+    }
+    if (r < 0) {
+        goto out_free;
+    }
+
+    /* Link the L2 entries (after the refcounts reach the disk). */
+    r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+    if (r < 0) {
+        goto out_free;
+    }
+    qcow2_cache_set_dependency(q->l2_cache, q->refcount_cache);
+    qcow2_cache_mark_dirty(q->l2_cache, slice);
+    for (uint64_t c = 0; c < n; c++) {
+        uint64_t old = qcow2_l2_get(q, slice, i + c);
+        uint64_t ob = qcow2_l2_get_bitmap(q, slice, i + c);
+
+        qcow2_l2_set(q, slice, i + c,
+                     (new_host + c * q->cluster_size) | QCOW2_OFLAG_COPIED);
+        if (q->extended_l2 && !q->in_prealloc) {
+            uint64_t from = cs_from > c0 + c * q->cluster_size ?
+                            cs_from - (c0 + c * q->cluster_size) : 0;
+            uint64_t to = cs_to - (c0 + c * q->cluster_size);
+            unsigned s0, s1;
+
+            if (to > q->cluster_size) {
+                to = q->cluster_size;
+            }
+            s0 = (unsigned)(from >> q->subcluster_bits);
+            s1 = (unsigned)((to - 1) >> q->subcluster_bits) + 1;
+            if (k == W_NEW && ((old & QCOW2_OFLAG_COMPRESSED) ||
+                               (old & QCOW2_L2E_OFFSET_MASK) != 0)) {
+                /* The whole old cluster was copied: every subcluster is ours. */
+                ob = ob & ~QCOW2_BITMAP_ALL_ALLOC;
+                if (old & QCOW2_OFLAG_COMPRESSED) {
+                    ob = 0;
+                }
+            }
+            ob |= QCOW2_SUB_ALLOC_RANGE(s0, s1);
+            ob &= ~QCOW2_SUB_ZERO_RANGE(s0, s1);
+            qcow2_l2_set_bitmap(q, slice, i + c, ob);
+        }
+        if (k == W_NEW && !has_data_file(q) &&
+            ((old & QCOW2_OFLAG_COMPRESSED) ||
+             (old & QCOW2_L2E_OFFSET_MASK) != 0)) {
+            qcow2_free_any_cluster(q, old, 1, QCOW2_DISCARD_NEVER);
+        }
+    }
+    qcow2_cache_put(q->l2_cache, &slice);
+    *host = new_host + in_cluster;
+    *bytes = end - off;
+    return 0;
+
+out_free:
+    if (k == W_NEW && !has_data_file(q)) {
+        qcow2_free_clusters(q, new_host, n * q->cluster_size,
+                            QCOW2_DISCARD_NEVER);
+    }
+    return r;
+}
+
+int
+qcow2_set_compressed(struct qcow2 *q, uint64_t off, uint64_t host,
+                     uint64_t csize, struct blk_error *err)
+{
+    uint64_t i, sectors;
+    void *slice;
+    int r;
+
+    r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+    if (r < 0) {
+        return r;
+    }
+    sectors = (host + csize - 1) / QCOW2_COMPRESSED_SECTOR -
+              host / QCOW2_COMPRESSED_SECTOR;
+    qcow2_cache_mark_dirty(q->l2_cache, slice);
+    qcow2_l2_set(q, slice, i, host | QCOW2_OFLAG_COMPRESSED |
+                 (sectors << q->csize_shift));
+    qcow2_l2_set_bitmap(q, slice, i, 0);
+    qcow2_cache_put(q->l2_cache, &slice);
+    return 0;
+}
+
+/* ---- zero and discard ---------------------------------------------------------- */
+
+int
+qcow2_zero_clusters(struct qcow2 *q, uint64_t off, uint64_t len,
+                    unsigned flags, struct blk_error *err)
+{
+    uint64_t end = off + len;
+
+    if (q->version < 3) {
+        return -ENOTSUP;
+    }
+    while (off < end) {
+        uint64_t i, n;
+        void *slice;
+        int r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+
+        if (r < 0) {
+            return r;
+        }
+        n = qcow2_size_to_clusters(q, end - off);
+        if (n > q->l2_slice_entries - i) {
+            n = q->l2_slice_entries - i;
+        }
+        for (uint64_t c = 0; c < n; c++) {
+            uint64_t old = qcow2_l2_get(q, slice, i + c);
+            uint64_t ob = qcow2_l2_get_bitmap(q, slice, i + c);
+            bool allocated = (old & QCOW2_OFLAG_COMPRESSED) ||
+                             (old & QCOW2_L2E_OFFSET_MASK) ||
+                             (has_data_file(q) && (old & QCOW2_OFLAG_COPIED));
+            bool unmap = (old & QCOW2_OFLAG_COMPRESSED) ||
+                         ((flags & BLK_REQ_MAY_UNMAP) && allocated);
+            uint64_t ne = unmap ? 0 : old, nb = ob;
+
+            if (q->extended_l2) {
+                nb = QCOW2_BITMAP_ALL_ZERO;
+            } else {
+                ne |= QCOW2_OFLAG_ZERO;
+            }
+            if (ne == old && nb == ob) {
+                continue;
+            }
+            qcow2_cache_set_dependency(q->l2_cache, q->refcount_cache);
+            qcow2_cache_mark_dirty(q->l2_cache, slice);
+            qcow2_l2_set(q, slice, i + c, ne);
+            qcow2_l2_set_bitmap(q, slice, i + c, nb);
+            if (unmap) {
+                qcow2_free_any_cluster(q, old, 1, QCOW2_DISCARD_REQUEST);
+            }
+        }
+        qcow2_cache_put(q->l2_cache, &slice);
+        off = qcow2_start_of_cluster(q, off) + n * q->cluster_size;
+    }
+    return 0;
+}
+
+int
+qcow2_zero_subclusters(struct qcow2 *q, uint64_t off, uint64_t len,
+                       struct blk_error *err)
+{
+    uint64_t i, e, b, nb;
+    unsigned s0 = (unsigned)(qcow2_offset_into_cluster(q, off) >>
+                             q->subcluster_bits);
+    unsigned s1 = s0 + (unsigned)(len >> q->subcluster_bits);
+    void *slice;
+    int r;
+
+    r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+    if (r < 0) {
+        return r;
+    }
+    e = qcow2_l2_get(q, slice, i);
+    b = qcow2_l2_get_bitmap(q, slice, i);
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        qcow2_cache_put(q->l2_cache, &slice);
+        return -ENOTSUP;
+    }
+    nb = (b | QCOW2_SUB_ZERO_RANGE(s0, s1)) & ~QCOW2_SUB_ALLOC_RANGE(s0, s1);
+    if (nb != b) {
+        qcow2_cache_mark_dirty(q->l2_cache, slice);
+        qcow2_l2_set_bitmap(q, slice, i, nb);
+    }
+    qcow2_cache_put(q->l2_cache, &slice);
+    return 0;
+}
+
+int
+qcow2_discard_clusters(struct qcow2 *q, uint64_t off, uint64_t len,
+                       enum qcow2_discard_type type, bool full_discard,
+                       struct blk_error *err)
+{
+    uint64_t end = off + len;
+
+    while (off < end) {
+        uint64_t i, n;
+        void *slice;
+        int r;
+
+        /* QEMU allocates the L2 table here even when nothing changes. */
+        n = qcow2_size_to_clusters(q, end - off);
+        r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+        if (r < 0) {
+            return r;
+        }
+        if (n > q->l2_slice_entries - i) {
+            n = q->l2_slice_entries - i;
+        }
+        for (uint64_t c = 0; c < n; c++) {
+            uint64_t old = qcow2_l2_get(q, slice, i + c);
+            uint64_t ob = qcow2_l2_get_bitmap(q, slice, i + c);
+            enum qcow2_subcluster_type t = qcow2_subcluster_type(q, old, ob, 0);
+            bool allocated = (old & QCOW2_OFLAG_COMPRESSED) ||
+                             (old & QCOW2_L2E_OFFSET_MASK) ||
+                             (has_data_file(q) && (old & QCOW2_OFLAG_COPIED));
+
+            if (!allocated) {
+                if (t == QCOW2_SC_ZERO_PLAIN || (q->extended_l2 &&
+                                                 ob == QCOW2_BITMAP_ALL_ZERO)) {
+                    if (!full_discard) {
+                        continue;
+                    }
+                } else if (full_discard || q->backing == NULL) {
+                    continue;
+                }
+            }
+            qcow2_cache_set_dependency(q->l2_cache, q->refcount_cache);
+            qcow2_cache_mark_dirty(q->l2_cache, slice);
+            if (!full_discard && q->version >= 3) {
+                if (q->extended_l2) {
+                    qcow2_l2_set(q, slice, i + c, 0);
+                    qcow2_l2_set_bitmap(q, slice, i + c, QCOW2_BITMAP_ALL_ZERO);
+                } else {
+                    qcow2_l2_set(q, slice, i + c, QCOW2_OFLAG_ZERO);
+                }
+            } else {
+                qcow2_l2_set(q, slice, i + c, 0);
+                qcow2_l2_set_bitmap(q, slice, i + c, 0);
+            }
+            if (allocated) {
+                qcow2_free_any_cluster(q, old, 1, type);
+            }
+        }
+        qcow2_cache_put(q->l2_cache, &slice);
+        off = qcow2_start_of_cluster(q, off) + n * q->cluster_size;
+    }
+    return 0;
+}
+
+int
+qcow2_preallocate_data(struct qcow2 *q, uint64_t from, uint64_t to,
+                       enum blk_prealloc mode, struct blk_error *err)
+{
+    int64_t flen = blk_child_get_length(q->file);
+    uint64_t old_fsize, ndata, nl2, start, guest, host;
+    int64_t a, got;
+    int r;
+
+    if (has_data_file(q)) {
+        return qcow2_preallocate(q, from, to, mode, err);
+    }
+    if (flen < 0) {
+        return blk_error_set(err, (int)flen, "cannot get the image file size");
+    }
+    old_fsize = ((uint64_t)flen + q->cluster_size - 1) & ~(q->cluster_size - 1);
+    ndata = (((to + q->cluster_size - 1) & ~(q->cluster_size - 1)) -
+             qcow2_start_of_cluster(q, from)) >> q->cluster_bits;
+    nl2 = (ndata + q->l2_entries - 1) / q->l2_entries + 1;
+    a = qcow2_refcount_area(q, old_fsize, ndata + nl2, true, 0, 0, err);
+    if (a < 0) {
+        return (int)a;
+    }
+    start = (uint64_t)a;
+    got = qcow2_alloc_clusters_at(q, start, ndata, err);
+    if (got < 0) {
+        return (int)got;
+    }
+    if ((uint64_t)got != ndata) {
+        return blk_error_set(err, -EIO, "preallocation area is not free");
+    }
+    r = blk_child_truncate(q->file, start + ndata * q->cluster_size, false,
+                           mode, err);
+    if (r < 0) {
+        return r;
+    }
+    guest = qcow2_start_of_cluster(q, from);
+    host = start;
+    while (ndata > 0) {
+        uint64_t i, n;
+        void *slice;
+
+        r = qcow2_get_l2_slice(q, guest, true, &slice, &i, err);
+        if (r < 0) {
+            return r;
+        }
+        n = q->l2_slice_entries - i < ndata ? q->l2_slice_entries - i : ndata;
+        qcow2_cache_set_dependency(q->l2_cache, q->refcount_cache);
+        qcow2_cache_mark_dirty(q->l2_cache, slice);
+        for (uint64_t c = 0; c < n; c++) {
+            uint64_t old = qcow2_l2_get(q, slice, i + c);
+
+            qcow2_l2_set(q, slice, i + c,
+                         (host + c * q->cluster_size) | QCOW2_OFLAG_COPIED);
+            qcow2_l2_set_bitmap(q, slice, i + c, QCOW2_BITMAP_ALL_ALLOC);
+            if ((old & QCOW2_OFLAG_COMPRESSED) ||
+                (old & QCOW2_L2E_OFFSET_MASK) != 0) {
+                qcow2_free_any_cluster(q, old, 1, QCOW2_DISCARD_NEVER);
+            }
+        }
+        qcow2_cache_put(q->l2_cache, &slice);
+        guest += n * q->cluster_size;
+        host += n * q->cluster_size;
+        ndata -= n;
+    }
+    return qcow2_flush_locked(q, err);
+}

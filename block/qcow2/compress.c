@@ -1,0 +1,147 @@
+/*
+ * compress.c - qcow2 cluster compression: zlib raw deflate with a 4 KiB
+ * window (what QEMU writes and expects) and zstd frames.  Pure functions,
+ * any thread; qcow2_compress is the single boundary a faster encoder
+ * (ISA-L) can slot in behind.
+ */
+#include <errno.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "block/qcow2/qcow2-int.h"
+
+static int64_t
+zlib_compress(void *dst, size_t dst_len, const void *src, size_t src_len)
+{
+    z_stream s;
+    int r;
+    int64_t ret;
+
+    memset(&s, 0, sizeof(s));
+    /* Raw deflate, 4 KiB window (-12), as qcow2 requires. */
+    if (deflateInit2(&s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        return -EIO;
+    }
+    s.next_in = (Bytef *)src;
+    s.avail_in = (uInt)src_len;
+    s.next_out = dst;
+    s.avail_out = (uInt)dst_len;
+    r = deflate(&s, Z_FINISH);
+    if (r == Z_STREAM_END) {
+        ret = (int64_t)(dst_len - s.avail_out);
+    } else if (r == Z_OK || r == Z_BUF_ERROR) {
+        ret = -ENOSPC;
+    } else {
+        ret = -EIO;
+    }
+    deflateEnd(&s);
+    return ret;
+}
+
+static int
+zlib_decompress(void *dst, size_t dst_len, const void *src, size_t src_len)
+{
+    z_stream s;
+    int r, ret = 0;
+
+    memset(&s, 0, sizeof(s));
+    if (inflateInit2(&s, -12) != Z_OK) {
+        return -EIO;
+    }
+    s.next_in = (Bytef *)src;
+    s.avail_in = (uInt)src_len;
+    s.next_out = dst;
+    s.avail_out = (uInt)dst_len;
+    r = inflate(&s, Z_FINISH);
+    /* The input may have slack after the stream; a full output is success. */
+    if ((r != Z_STREAM_END && r != Z_BUF_ERROR) || s.avail_out != 0) {
+        ret = -EIO;
+    }
+    inflateEnd(&s);
+    return ret;
+}
+
+static int64_t
+zstd_compress(void *dst, size_t dst_len, const void *src, size_t src_len)
+{
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    ZSTD_inBuffer in = { src, src_len, 0 };
+    ZSTD_outBuffer out = { dst, dst_len, 0 };
+    int64_t ret;
+    size_t r;
+
+    if (cctx == NULL) {
+        return -EIO;
+    }
+    /* One streaming pass ending the frame, with default parameters. */
+    do {
+        r = ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_end);
+    } while (!ZSTD_isError(r) && r != 0 && out.pos < out.size);
+    if (ZSTD_isError(r)) {
+        ret = ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall ? -ENOSPC
+                                                                  : -EIO;
+    } else if (r != 0) {
+        ret = -ENOSPC;
+    } else {
+        ret = (int64_t)out.pos;
+    }
+    ZSTD_freeCCtx(cctx);
+    return ret;
+}
+
+static int
+zstd_decompress(void *dst, size_t dst_len, const void *src, size_t src_len)
+{
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    ZSTD_inBuffer in = { src, src_len, 0 };
+    ZSTD_outBuffer out = { dst, dst_len, 0 };
+    int ret = 0;
+
+    if (dctx == NULL) {
+        return -EIO;
+    }
+    /* Streaming: the stored size is rounded up to sectors, so frames may
+     * be followed by slack; stop once the output is full. */
+    while (out.pos < out.size) {
+        size_t last_in = in.pos, last_out = out.pos;
+        size_t r = ZSTD_decompressStream(dctx, &out, &in);
+
+        if (ZSTD_isError(r)) {
+            ret = -EIO;
+            break;
+        }
+        if (r == 0 && out.pos < out.size && in.pos >= in.size) {
+            ret = -EIO;
+            break;
+        }
+        if (in.pos == last_in && out.pos == last_out) {
+            ret = -EIO;
+            break;
+        }
+    }
+    ZSTD_freeDCtx(dctx);
+    return ret;
+}
+
+int64_t
+qcow2_compress(enum qcow2_compression type, void *dst, size_t dst_len,
+               const void *src, size_t src_len)
+{
+    if (type == QCOW2_COMPRESSION_ZSTD) {
+        return zstd_compress(dst, dst_len, src, src_len);
+    }
+    return zlib_compress(dst, dst_len, src, src_len);
+}
+
+int
+qcow2_decompress(enum qcow2_compression type, void *dst, size_t dst_len,
+                 const void *src, size_t src_len)
+{
+    if (type == QCOW2_COMPRESSION_ZSTD) {
+        return zstd_decompress(dst, dst_len, src, src_len);
+    }
+    return zlib_decompress(dst, dst_len, src, src_len);
+}

@@ -1,0 +1,1225 @@
+/*
+ * qcow2.c - the qcow2 format driver: open/close, options, the guest I/O
+ * path (reads take q->lock only for the lookup; allocating writes hold
+ * it), block status, flush, truncate, and the vtable.  Behaviour follows
+ * QEMU 7.2; the on-disk format is docs/interop/qcow2.txt.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/block.h"
+#include "block/qcow2/qcow2-int.h"
+#include "util/xalloc.h"
+
+#define DEFAULT_L2_CACHE_MAX (32ULL << 20)
+#define DEFAULT_CLEAN_INTERVAL 600
+#define MIN_L2_CACHE_ENTRIES 2
+#define MIN_REFCOUNT_CACHE_ENTRIES 4
+
+/* ---- iovec helpers ------------------------------------------------------- */
+
+/* Build an iovec array for bytes [off, off+len) of iov; caller frees *out. */
+static int
+iov_slice(const struct iovec *iov, int cnt, uint64_t off, uint64_t len,
+          struct iovec **out)
+{
+    struct iovec *v = xcalloc((size_t)cnt + 1, sizeof(*v));
+    int n = 0;
+
+    for (int i = 0; i < cnt && len > 0; i++) {
+        uint64_t l = iov[i].iov_len;
+
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        v[n].iov_base = (uint8_t *)iov[i].iov_base + off;
+        v[n].iov_len = l - off < len ? l - off : len;
+        len -= v[n].iov_len;
+        off = 0;
+        n++;
+    }
+    *out = v;
+    return n;
+}
+
+static void
+iov_from_buf(const struct iovec *iov, int cnt, uint64_t off, const uint8_t *buf,
+             uint64_t len)
+{
+    for (int i = 0; i < cnt && len > 0; i++) {
+        uint64_t l = iov[i].iov_len, n;
+
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        n = l - off < len ? l - off : len;
+        if (buf != NULL) {
+            memcpy((uint8_t *)iov[i].iov_base + off, buf, n);
+            buf += n;
+        } else {
+            memset((uint8_t *)iov[i].iov_base + off, 0, n);
+        }
+        len -= n;
+        off = 0;
+    }
+}
+
+static void
+iov_zero(const struct iovec *iov, int cnt, uint64_t off, uint64_t len)
+{
+    iov_from_buf(iov, cnt, off, NULL, len);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static int
+read_compressed(struct qcow2 *q, uint64_t l2_entry, uint64_t in_cluster,
+                uint64_t n, const struct iovec *iov, int cnt, uint64_t pos,
+                struct blk_error *err)
+{
+    uint64_t coff, clen;
+    uint8_t *cbuf, *out;
+    int64_t flen;
+    int r;
+
+    qcow2_parse_compressed(q, l2_entry, &coff, &clen);
+    flen = blk_child_get_length(q->file);
+    if (flen >= 0 && coff + clen > (uint64_t)flen) {
+        /* QEMU pads short reads at the end of the file with zeroes. */
+        clen = coff < (uint64_t)flen ? (uint64_t)flen - coff : 0;
+    }
+    cbuf = blk_try_malloc(clen ? clen : 1);
+    out = blk_try_malloc(q->cluster_size);
+    if (cbuf == NULL || out == NULL) {
+        free(cbuf);
+        free(out);
+        return blk_error_set(err, -ENOMEM, "cannot allocate compressed "
+                             "cluster buffer");
+    }
+    r = clen ? blk_child_pread(q->file, coff, cbuf, clen, err) : 0;
+    if (r == 0 && qcow2_decompress(q->compression_type, out, q->cluster_size,
+                                   cbuf, clen) < 0) {
+        r = blk_error_set(err, -EIO, "cannot decompress cluster data at host "
+                          "offset %#" PRIx64, coff);
+    }
+    if (r == 0) {
+        iov_from_buf(iov, cnt, pos, out + in_cluster, n);
+    }
+    free(cbuf);
+    free(out);
+    return r;
+}
+
+static int
+read_backing(struct qcow2 *q, uint64_t off, uint64_t n, const struct iovec *iov,
+             int cnt, uint64_t pos, struct blk_error *err)
+{
+    int64_t blen;
+    uint64_t m = 0;
+
+    if (q->backing != NULL) {
+        blen = blk_child_get_length(q->backing);
+        if (blen > 0 && off < (uint64_t)blen) {
+            struct iovec *v;
+            int vc;
+            int r;
+
+            m = (uint64_t)blen - off < n ? (uint64_t)blen - off : n;
+            vc = iov_slice(iov, cnt, pos, m, &v);
+            r = blk_child_preadv(q->backing, off, m, v, vc, 0, err);
+            free(v);
+            if (r < 0) {
+                return r;
+            }
+        }
+    }
+    if (m < n) {
+        iov_zero(iov, cnt, pos + m, n - m);
+    }
+    return 0;
+}
+
+/* Read [off, off+len) into iov at byte pos; lock as the caller says. */
+static int
+read_range(struct qcow2 *q, uint64_t off, uint64_t len, const struct iovec *iov,
+           int cnt, bool locked, struct blk_error *err)
+{
+    uint64_t pos = 0;
+
+    while (pos < len) {
+        uint64_t n = len - pos, host;
+        enum qcow2_subcluster_type t;
+        int r;
+
+        if (!locked) {
+            pthread_mutex_lock(&q->lock);
+        }
+        r = qcow2_get_host_offset(q, off + pos, &n, &host, &t, err);
+        if (!locked) {
+            pthread_mutex_unlock(&q->lock);
+        }
+        if (r < 0) {
+            return r;
+        }
+        switch (t) {
+        case QCOW2_SC_UNALLOCATED_PLAIN:
+        case QCOW2_SC_UNALLOCATED_ALLOC:
+            r = read_backing(q, off + pos, n, iov, cnt, pos, err);
+            break;
+        case QCOW2_SC_ZERO_PLAIN:
+        case QCOW2_SC_ZERO_ALLOC:
+            iov_zero(iov, cnt, pos, n);
+            break;
+        case QCOW2_SC_COMPRESSED:
+            r = read_compressed(q, host, qcow2_offset_into_cluster(q, off + pos),
+                                n, iov, cnt, pos, err);
+            break;
+        case QCOW2_SC_NORMAL: {
+            struct iovec *v;
+            int vc = iov_slice(iov, cnt, pos, n, &v);
+
+            r = blk_child_preadv(q->data_file, host, n, v, vc, 0, err);
+            free(v);
+            break;
+        }
+        default:
+            r = blk_error_set(err, -EIO, "invalid cluster type");
+            break;
+        }
+        if (r < 0) {
+            return r;
+        }
+        pos += n;
+    }
+    return 0;
+}
+
+int
+qcow2_read_guest_locked(struct qcow2 *q, uint64_t off, uint64_t len,
+                        uint8_t *buf, struct blk_error *err)
+{
+    struct iovec v = { buf, len };
+
+    return read_range(q, off, len, &v, 1, true, err);
+}
+
+static int
+qcow2_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+             struct iovec *iov, int iovcnt, unsigned flags,
+             struct blk_error *err)
+{
+    return read_range(qcow2_state(bs), off, len, iov, iovcnt, false, err);
+}
+
+/* ---- writes ---------------------------------------------------------------- */
+
+static int
+check_writable(struct qcow2 *q, struct blk_error *err)
+{
+    if (q->corrupt) {
+        return blk_error_set(err, -EIO, "qcow2 image is corrupt; writes are "
+                             "refused");
+    }
+    return 0;
+}
+
+static int
+prepare_write(struct qcow2 *q, struct blk_error *err)
+{
+    int r = check_writable(q, err);
+
+    if (r == 0 && q->lazy_refcounts) {
+        r = qcow2_mark_dirty(q, err);
+    }
+    return r;
+}
+
+static int
+write_locked(struct qcow2 *q, uint64_t off, uint64_t len,
+             const struct iovec *iov, int cnt, unsigned flags,
+             struct blk_error *err)
+{
+    uint64_t pos = 0;
+    int r = prepare_write(q, err);
+
+    while (r == 0 && pos < len) {
+        uint64_t n = len - pos, host;
+        struct iovec *v;
+        int vc;
+
+        r = qcow2_alloc_for_write(q, off + pos, &n, &host, err);
+        if (r < 0) {
+            break;
+        }
+        vc = iov_slice(iov, cnt, pos, n, &v);
+        r = blk_child_pwritev(q->data_file, host, n, v, vc,
+                              flags & BLK_REQ_FUA, err);
+        free(v);
+        pos += n;
+    }
+    return r;
+}
+
+static int
+write_compressed(struct qcow2 *q, uint64_t off, uint64_t len,
+                 const struct iovec *iov, int cnt, struct blk_error *err)
+{
+    uint8_t *buf, *out;
+    int64_t clen, host;
+    int r;
+
+    if (q->data_file != q->file) {
+        return blk_error_set(err, -ENOTSUP, "compressed writes are not "
+                             "supported with an external data file");
+    }
+    if (qcow2_offset_into_cluster(q, off) != 0 ||
+        (len != q->cluster_size && off + len != q->size)) {
+        return blk_error_set(err, -EINVAL, "compressed writes must cover "
+                             "whole clusters");
+    }
+    if (len > q->cluster_size) {
+        uint64_t pos = 0;
+
+        while (pos < len) {
+            uint64_t n = len - pos < q->cluster_size ? len - pos
+                                                     : q->cluster_size;
+            struct iovec *v;
+            int vc = iov_slice(iov, cnt, pos, n, &v);
+
+            r = write_compressed(q, off + pos, n, v, vc, err);
+            free(v);
+            if (r < 0) {
+                return r;
+            }
+            pos += n;
+        }
+        return 0;
+    }
+    buf = blk_try_zalloc(q->cluster_size);
+    out = blk_try_malloc(q->cluster_size);
+    if (buf == NULL || out == NULL) {
+        free(buf);
+        free(out);
+        return blk_error_set(err, -ENOMEM, "cannot allocate compression "
+                             "buffers");
+    }
+    {
+        struct iovec whole = { buf, len };
+        uint64_t p = 0;
+
+        for (int i = 0; i < cnt && p < len; i++) {
+            uint64_t n = iov[i].iov_len < len - p ? iov[i].iov_len : len - p;
+
+            memcpy(buf + p, iov[i].iov_base, n);
+            p += n;
+        }
+        (void)whole;
+    }
+    clen = qcow2_compress(q->compression_type, out, q->cluster_size - 1, buf,
+                          q->cluster_size);
+    if (clen == -ENOSPC) {
+        /* Not compressible: store it normally, as QEMU does. */
+        struct iovec v = { buf, len };
+
+        pthread_mutex_lock(&q->lock);
+        r = write_locked(q, off, len, &v, 1, 0, err);
+        pthread_mutex_unlock(&q->lock);
+        goto out_free;
+    }
+    if (clen < 0) {
+        r = blk_error_set(err, -EIO, "cannot compress cluster data");
+        goto out_free;
+    }
+    pthread_mutex_lock(&q->lock);
+    r = prepare_write(q, err);
+    if (r == 0) {
+        uint64_t n = q->cluster_size, h;
+        enum qcow2_subcluster_type t;
+
+        r = qcow2_get_host_offset(q, off, &n, &h, &t, err);
+        if (r == 0 && t != QCOW2_SC_UNALLOCATED_PLAIN &&
+            t != QCOW2_SC_ZERO_PLAIN) {
+            r = blk_error_set(err, -EIO, "compressed writes can only go to "
+                              "unallocated clusters");
+        }
+    }
+    if (r == 0) {
+        host = qcow2_alloc_bytes(q, (uint64_t)clen, err);
+        if (host < 0) {
+            r = (int)host;
+        } else {
+            r = qcow2_pre_write_check(q, 0, (uint64_t)host, (uint64_t)clen,
+                                      true, err);
+            if (r == 0) {
+                r = blk_child_pwrite(q->file, (uint64_t)host, out,
+                                     (size_t)clen, 0, err);
+            }
+            if (r == 0) {
+                r = qcow2_set_compressed(q, off, (uint64_t)host,
+                                         (uint64_t)clen, err);
+            }
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+
+out_free:
+    free(buf);
+    free(out);
+    return r;
+}
+
+static int
+qcow2_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+              struct iovec *iov, int iovcnt, unsigned flags,
+              struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    int r;
+
+    if (flags & BLK_REQ_COMPRESSED) {
+        return write_compressed(q, off, len, iov, iovcnt, err);
+    }
+    pthread_mutex_lock(&q->lock);
+    r = write_locked(q, off, len, iov, iovcnt, flags, err);
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+/* ---- zero, discard ----------------------------------------------------------- */
+
+/* Does [off, off+len) already read as zeroes? (lock held) */
+static bool
+reads_zero(struct qcow2 *q, uint64_t off, uint64_t len)
+{
+    while (len > 0) {
+        struct blk_error ignored = BLK_ERROR_INIT;
+        uint64_t n = len, host;
+        enum qcow2_subcluster_type t;
+
+        if (qcow2_get_host_offset(q, off, &n, &host, &t, &ignored) < 0) {
+            return false;
+        }
+        if (t == QCOW2_SC_UNALLOCATED_PLAIN || t == QCOW2_SC_UNALLOCATED_ALLOC) {
+            if (q->backing != NULL) {
+                int64_t blen = blk_child_get_length(q->backing);
+                struct blk_status st;
+
+                if (blen < 0 || off < (uint64_t)blen) {
+                    if (blk_child_block_status(q->backing, off, n, &st,
+                                               &ignored) < 0 ||
+                        !(st.flags & BLK_STATUS_ZERO)) {
+                        return false;
+                    }
+                    n = st.pnum < n ? st.pnum : n;
+                }
+            }
+        } else if (t != QCOW2_SC_ZERO_PLAIN && t != QCOW2_SC_ZERO_ALLOC) {
+            return false;
+        }
+        off += n;
+        len -= n;
+    }
+    return true;
+}
+
+/* Zero one piece: subcluster-aligned (or reaching the image end). */
+static int
+zeroize(struct qcow2 *q, uint64_t off, uint64_t len, unsigned flags,
+        struct blk_error *err)
+{
+    uint64_t end = off + len;
+    uint64_t head, tail;
+    int r = 0;
+
+    if (q->data_file_raw) {
+        r = blk_child_zero(q->data_file, off, len, flags, err);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (q->version < 3) {
+        return -ENOTSUP;
+    }
+    head = (end < ((off + q->cluster_size - 1) & ~(q->cluster_size - 1)) ?
+            end : ((off + q->cluster_size - 1) & ~(q->cluster_size - 1))) - off;
+    off += head;
+    tail = end >= q->size ? 0 :
+           end - (off > qcow2_start_of_cluster(q, end) ? off :
+                  qcow2_start_of_cluster(q, end));
+    end -= tail;
+    if (head) {
+        r = qcow2_zero_subclusters(q, off - head, head, err);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (end > off) {
+        r = qcow2_zero_clusters(q, off, end - off, flags, err);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (tail) {
+        r = qcow2_zero_subclusters(q, end, tail, err);
+    }
+    return r;
+}
+
+/* One piece inside a subcluster (unaligned) or aligned. */
+static int
+zero_piece(struct qcow2 *q, uint64_t off, uint64_t len, unsigned flags,
+           struct blk_error *err)
+{
+    uint64_t sc = q->subcluster_size;
+    uint64_t head = off & (sc - 1);
+    uint64_t end = off + len;
+    uint64_t tail = ((end + sc - 1) & ~(sc - 1)) - end;
+    int r = 0;
+
+    if (end == q->size) {
+        tail = 0;
+    }
+    if (head || tail) {
+        uint64_t n, host;
+        enum qcow2_subcluster_type t;
+        struct blk_error ignored = BLK_ERROR_INIT;
+
+        if (!reads_zero(q, off - head, head) || !reads_zero(q, end, tail)) {
+            return -ENOTSUP;
+        }
+        off -= head;
+        len = sc;
+        if (off + len > q->size) {
+            len = q->size - off;
+        }
+        n = len;
+        r = qcow2_get_host_offset(q, off, &n, &host, &t, &ignored);
+        if (r < 0 || (t != QCOW2_SC_UNALLOCATED_PLAIN &&
+                      t != QCOW2_SC_UNALLOCATED_ALLOC &&
+                      t != QCOW2_SC_ZERO_PLAIN && t != QCOW2_SC_ZERO_ALLOC)) {
+            return -ENOTSUP;
+        }
+    }
+    return zeroize(q, off, len, flags, err);
+}
+
+static int
+qcow2_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
+           struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    uint64_t end = off + len;
+    int r = 0;
+
+    pthread_mutex_lock(&q->lock);
+    r = prepare_write(q, err);
+    /* Split like QEMU's generic layer: head, aligned middle, tail. */
+    while (r == 0 && off < end) {
+        uint64_t next = qcow2_start_of_cluster(q, off) + q->cluster_size;
+        uint64_t n;
+
+        if (qcow2_offset_into_cluster(q, off) == 0 && end - off >= q->cluster_size) {
+            n = qcow2_start_of_cluster(q, end) - off;
+        } else {
+            n = (next < end ? next : end) - off;
+        }
+        r = zero_piece(q, off, n, flags, err);
+        if (r == -ENOTSUP) {
+            if (flags & BLK_REQ_NO_FALLBACK) {
+                r = blk_error_set(err, -ENOTSUP, "efficient zeroing is not "
+                                  "possible here");
+                break;
+            }
+            {
+                uint8_t *zbuf = blk_try_zalloc(n);
+                struct iovec v = { zbuf, n };
+
+                if (zbuf == NULL) {
+                    r = blk_error_set(err, -ENOMEM, "cannot allocate zero "
+                                      "buffer");
+                    break;
+                }
+                r = write_locked(q, off, n, &v, 1, flags & BLK_REQ_FUA, err);
+                free(zbuf);
+            }
+        }
+        off += n;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+static int
+qcow2_discard(struct blk_node *bs, uint64_t off, uint64_t len,
+              struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    uint64_t start = (off + q->cluster_size - 1) & ~(q->cluster_size - 1);
+    uint64_t end = off + len;
+    int r;
+
+    /* Only whole clusters (or the partial last one) are discarded. */
+    if (end != q->size) {
+        end = qcow2_start_of_cluster(q, end);
+    }
+    if (end <= start) {
+        return 0;
+    }
+    pthread_mutex_lock(&q->lock);
+    r = prepare_write(q, err);
+    if (r == 0) {
+        r = qcow2_discard_clusters(q, start, end - start, QCOW2_DISCARD_REQUEST,
+                                   false, err);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+/* ---- flush, status, length ------------------------------------------------- */
+
+int
+qcow2_flush_locked(struct qcow2 *q, struct blk_error *err)
+{
+    int r;
+
+    if (q->read_only) {
+        return 0;
+    }
+    r = qcow2_cache_write(q, q->l2_cache, err);
+    if (r == 0) {
+        r = qcow2_cache_write(q, q->refcount_cache, err);
+    }
+    if (r == 0) {
+        r = blk_child_flush(q->file, err);
+    }
+    return r;
+}
+
+static int
+qcow2_flush(struct blk_node *bs, struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    int r;
+
+    pthread_mutex_lock(&q->lock);
+    r = qcow2_flush_locked(q, err);
+    pthread_mutex_unlock(&q->lock);
+    if (r == 0 && q->data_file != q->file && !q->read_only) {
+        r = blk_child_flush(q->data_file, err);
+    }
+    return r;
+}
+
+static int
+qcow2_block_status(struct blk_node *bs, uint64_t off, uint64_t len,
+                   struct blk_status *st, struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    uint64_t n = len, host;
+    enum qcow2_subcluster_type t;
+    int r;
+
+    pthread_mutex_lock(&q->lock);
+    r = qcow2_get_host_offset(q, off, &n, &host, &t, err);
+    pthread_mutex_unlock(&q->lock);
+    if (r < 0) {
+        return r;
+    }
+    memset(st, 0, sizeof(*st));
+    st->pnum = n;
+    if (t == QCOW2_SC_NORMAL || t == QCOW2_SC_ZERO_ALLOC) {
+        st->map = host;
+        st->file = blk_child_node(q->data_file);
+        st->flags |= BLK_STATUS_OFFSET_VALID;
+    }
+    if (t == QCOW2_SC_ZERO_PLAIN || t == QCOW2_SC_ZERO_ALLOC) {
+        st->flags |= BLK_STATUS_ZERO;
+    } else if (t != QCOW2_SC_UNALLOCATED_PLAIN &&
+               t != QCOW2_SC_UNALLOCATED_ALLOC) {
+        st->flags |= BLK_STATUS_DATA;
+    }
+    if (t == QCOW2_SC_COMPRESSED) {
+        st->flags |= BLK_STATUS_COMPRESSED;
+    }
+    if (st->flags & (BLK_STATUS_DATA | BLK_STATUS_ZERO)) {
+        st->flags |= BLK_STATUS_ALLOCATED;
+    }
+    return 0;
+}
+
+static int64_t
+qcow2_get_length(struct blk_node *bs)
+{
+    return (int64_t)qcow2_state(bs)->size;
+}
+
+static int
+qcow2_truncate(struct blk_node *bs, uint64_t len, bool exact,
+               enum blk_prealloc prealloc, struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    uint8_t buf[8];
+    int r;
+
+    if (len & 511) {
+        return blk_error_set(err, -EINVAL, "The new size must be a multiple of "
+                             "512");
+    }
+    pthread_mutex_lock(&q->lock);
+    if (len < q->size) {
+        if (q->nb_snapshots > 0) {
+            r = blk_error_set(err, -ENOTSUP, "Can't resize an image which has "
+                              "snapshots");
+            goto out;
+        }
+        r = qcow2_discard_clusters(q, (len + q->cluster_size - 1) &
+                                   ~(q->cluster_size - 1),
+                                   q->size - ((len + q->cluster_size - 1) &
+                                              ~(q->cluster_size - 1)),
+                                   QCOW2_DISCARD_ALWAYS, true, err);
+    } else {
+        r = qcow2_grow_l1(q, qcow2_l1_entries_for(len, q->cluster_bits,
+                                                  q->extended_l2), true, err);
+    }
+    if (r < 0) {
+        goto out;
+    }
+    qcow2_put_be64(buf, len);
+    r = blk_child_pwrite(q->file, 24, buf, 8, 0, err);
+    if (r == 0) {
+        r = blk_child_flush(q->file, err);
+    }
+    if (r == 0) {
+        uint64_t old = q->size;
+
+        q->size = len;
+        q->h.size = len;
+        q->l1_vm_state_index = qcow2_l1_entries_for(len, q->cluster_bits,
+                                                    q->extended_l2);
+        if (len > old && prealloc == BLK_PREALLOC_METADATA) {
+            r = qcow2_preallocate(q, old, len, prealloc, err);
+        } else if (len > old && prealloc != BLK_PREALLOC_OFF) {
+            r = qcow2_preallocate_data(q, old, len, prealloc, err);
+        }
+    }
+out:
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static int
+read_cache_options(struct qcow2 *q, const struct kv *opts, uint64_t *l2_bytes,
+                   uint64_t *entry_size, uint64_t *rc_bytes,
+                   struct blk_error *err)
+{
+    bool comb_set = kv_get(opts, "cache-size") != NULL;
+    bool l2_set = kv_get(opts, "l2-cache-size") != NULL;
+    bool rc_set = kv_get(opts, "refcount-cache-size") != NULL;
+    bool es_set = kv_get(opts, "l2-cache-entry-size") != NULL;
+    uint64_t comb = kv_get_uint(opts, "cache-size", 0);
+    uint64_t l2_max = kv_get_uint(opts, "l2-cache-size", DEFAULT_L2_CACHE_MAX);
+    uint64_t min_rc = MIN_REFCOUNT_CACHE_ENTRIES * q->cluster_size;
+    uint64_t max_l2_entries = (q->size + q->cluster_size - 1) / q->cluster_size;
+    uint64_t max_l2 = (max_l2_entries * 8 + q->cluster_size - 1) /
+                      q->cluster_size * q->cluster_size;
+
+    *rc_bytes = kv_get_uint(opts, "refcount-cache-size", 0);
+    *entry_size = kv_get_uint(opts, "l2-cache-entry-size", q->cluster_size);
+    *l2_bytes = max_l2 < l2_max ? max_l2 : l2_max;
+    if (comb_set) {
+        if (l2_set && rc_set) {
+            return blk_error_set(err, -EINVAL, "cache-size, l2-cache-size and "
+                                 "refcount-cache-size may not be set at the "
+                                 "same time");
+        } else if (l2_set && l2_max > comb) {
+            return blk_error_set(err, -EINVAL, "l2-cache-size may not exceed "
+                                 "cache-size");
+        } else if (*rc_bytes > comb) {
+            return blk_error_set(err, -EINVAL, "refcount-cache-size may not "
+                                 "exceed cache-size");
+        }
+        if (l2_set) {
+            *rc_bytes = comb - *l2_bytes;
+        } else if (rc_set) {
+            *l2_bytes = comb - *rc_bytes;
+        } else if (comb >= max_l2 + min_rc) {
+            *l2_bytes = max_l2;
+            *rc_bytes = comb - max_l2;
+        } else {
+            *rc_bytes = comb < min_rc ? comb : min_rc;
+            *l2_bytes = comb - *rc_bytes;
+        }
+    }
+    if (*l2_bytes < max_l2 && !es_set) {
+        *entry_size = q->cluster_size < 4096 ? q->cluster_size : 4096;
+    }
+    if (*entry_size < 512 || *entry_size > q->cluster_size ||
+        (*entry_size & (*entry_size - 1)) != 0) {
+        return blk_error_set(err, -EINVAL, "L2 cache entry size must be a "
+                             "power of two between 512 and the cluster size "
+                             "(%" PRIu64 ")", q->cluster_size);
+    }
+    return 0;
+}
+
+static int
+apply_options(struct qcow2 *q, struct blk_node *bs, const struct kv *opts,
+              struct blk_error *err)
+{
+    uint64_t l2_bytes, entry_size, rc_bytes, l2_n, rc_n;
+    int64_t interval;
+    int r;
+
+    r = read_cache_options(q, opts, &l2_bytes, &entry_size, &rc_bytes, err);
+    if (r < 0) {
+        return r;
+    }
+    l2_n = l2_bytes / entry_size;
+    if (l2_n < MIN_L2_CACHE_ENTRIES) {
+        l2_n = MIN_L2_CACHE_ENTRIES;
+    }
+    if (l2_n > INT32_MAX) {
+        return blk_error_set(err, -EINVAL, "L2 cache size too big");
+    }
+    rc_n = rc_bytes / q->cluster_size;
+    if (rc_n < MIN_REFCOUNT_CACHE_ENTRIES) {
+        rc_n = MIN_REFCOUNT_CACHE_ENTRIES;
+    }
+    if (rc_n > INT32_MAX) {
+        return blk_error_set(err, -EINVAL, "Refcount cache size too big");
+    }
+    interval = kv_get_int(opts, "cache-clean-interval", DEFAULT_CLEAN_INTERVAL);
+    if (interval < 0 || interval > (int64_t)UINT32_MAX) {
+        return blk_error_set(err, -EINVAL, "Cache clean interval too big");
+    }
+    q->lazy_refcounts = kv_get_bool(opts, "lazy-refcounts",
+                                    q->h.compatible_features &
+                                    QCOW2_COMPAT_LAZY_REFCOUNTS);
+    if (q->lazy_refcounts && q->version < 3) {
+        return blk_error_set(err, -EINVAL, "Lazy refcounts require a qcow2 "
+                             "image with at least qemu 1.1 compatibility "
+                             "level");
+    }
+    r = qcow2_parse_overlap_opts(opts, &q->overlap_check, err);
+    if (r < 0) {
+        return r;
+    }
+    if (kv_get(opts, "encrypt") != NULL) {
+        return blk_error_set(err, -EINVAL, "No encryption in image header, but "
+                             "options specified format 'luks'");
+    }
+    q->discard_passthrough[QCOW2_DISCARD_NEVER] = false;
+    q->discard_passthrough[QCOW2_DISCARD_ALWAYS] = true;
+    q->discard_passthrough[QCOW2_DISCARD_REQUEST] =
+        kv_get_bool(opts, "pass-discard-request", blk_node_discard_unmap(bs));
+    q->discard_passthrough[QCOW2_DISCARD_SNAPSHOT] =
+        kv_get_bool(opts, "pass-discard-snapshot", true);
+    q->discard_passthrough[QCOW2_DISCARD_OTHER] =
+        kv_get_bool(opts, "pass-discard-other", false);
+
+    q->l2_slice_entries = entry_size / q->l2_entry_size;
+    q->cache_clean_interval = (uint64_t)interval;
+    q->l2_cache = qcow2_cache_new(q, (unsigned)l2_n, entry_size,
+                                  QCOW2_OL_ACTIVE_L2);
+    q->refcount_cache = qcow2_cache_new(q, (unsigned)rc_n, q->cluster_size,
+                                        QCOW2_OL_REFCOUNT_BLOCK);
+    if (q->l2_cache == NULL || q->refcount_cache == NULL) {
+        return blk_error_set(err, -ENOMEM, "Could not allocate metadata "
+                             "caches");
+    }
+    qcow2_cache_set_clean_interval(q->l2_cache, q->cache_clean_interval);
+    qcow2_cache_set_clean_interval(q->refcount_cache, q->cache_clean_interval);
+    return 0;
+}
+
+/* Fill geometry from the parsed header. */
+static void
+set_geometry(struct qcow2 *q)
+{
+    const struct qcow2_header *h = &q->h;
+
+    q->version = (int)h->version;
+    q->cluster_bits = h->cluster_bits;
+    q->cluster_size = 1ULL << h->cluster_bits;
+    q->extended_l2 = h->incompatible_features & QCOW2_INCOMPAT_EXTL2;
+    q->l2_entry_size = q->extended_l2 ? 16 : 8;
+    q->l2_bits = q->cluster_bits - (q->extended_l2 ? 4 : 3);
+    q->l2_entries = 1ULL << q->l2_bits;
+    q->l2_slice_entries = q->l2_entries;
+    q->subclusters_per_cluster = q->extended_l2 ? QCOW2_EXTL2_SUBCLUSTERS : 1;
+    q->subcluster_bits = q->cluster_bits - (q->extended_l2 ? 5 : 0);
+    q->subcluster_size = 1ULL << q->subcluster_bits;
+    q->refcount_order = h->refcount_order;
+    q->refcount_bits = 1u << h->refcount_order;
+    q->refcount_max = q->refcount_bits == 64 ? UINT64_MAX
+                                             : (1ULL << q->refcount_bits) - 1;
+    q->refcount_block_bits = q->cluster_bits - (h->refcount_order - 3);
+    if (h->refcount_order < 3) {
+        q->refcount_block_bits = q->cluster_bits + (3 - h->refcount_order);
+    }
+    q->refcount_block_entries = 1ULL << q->refcount_block_bits;
+    q->csize_shift = 62 - (q->cluster_bits - 8);
+    q->csize_mask = (1ULL << (q->cluster_bits - 8)) - 1;
+    q->cluster_offset_mask = (1ULL << q->csize_shift) - 1;
+    q->size = h->size;
+    q->compression_type = h->compression_type;
+    q->data_file_raw = h->autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+    q->l1_vm_state_index = qcow2_l1_entries_for(h->size, q->cluster_bits,
+                                                q->extended_l2);
+    q->l1_size = h->l1_size;
+    q->l1_offset = h->l1_table_offset;
+    q->snapshots_offset = h->snapshots_offset;
+    q->nb_snapshots = h->nb_snapshots;
+}
+
+static int
+read_header(struct qcow2 *q, struct qcow2_header_info *hi, struct blk_error *err)
+{
+    int64_t flen = blk_child_get_length(q->file);
+    uint8_t first[QCOW2_HEADER_SIZE];
+    uint64_t want, have;
+    uint8_t *buf;
+    int r;
+
+    if (flen < 0) {
+        return blk_error_set(err, (int)flen, "Could not read qcow2 header");
+    }
+    memset(first, 0, sizeof(first));
+    have = (uint64_t)flen < sizeof(first) ? (uint64_t)flen : sizeof(first);
+    if (have > 0) {
+        r = blk_child_pread(q->file, 0, first, have, err);
+        if (r < 0) {
+            blk_error_prefix(err, "Could not read qcow2 header: ");
+            return r;
+        }
+    }
+    want = sizeof(first);
+    {
+        uint32_t cb = qcow2_be32(first + 20);
+
+        if (qcow2_be32(first) == QCOW2_MAGIC && cb >= QCOW2_MIN_CLUSTER_BITS &&
+            cb <= QCOW2_MAX_CLUSTER_BITS) {
+            want = 1ULL << cb;
+        }
+    }
+    buf = xzalloc(want);
+    have = (uint64_t)flen < want ? (uint64_t)flen : want;
+    r = have ? blk_child_pread(q->file, 0, buf, have, err) : 0;
+    if (r == 0) {
+        r = qcow2_parse_header_cluster(buf, want, hi, err);
+    }
+    free(buf);
+    return r;
+}
+
+static int
+load_l1(struct qcow2 *q, struct blk_error *err)
+{
+    uint64_t bytes = (uint64_t)q->l1_size * 8;
+    uint8_t *raw;
+    int r;
+
+    q->l1 = blk_try_zalloc(bytes ? bytes : 8);
+    if (q->l1 == NULL) {
+        return blk_error_set(err, -ENOMEM, "Could not allocate L1 table");
+    }
+    if (bytes == 0) {
+        return 0;
+    }
+    raw = blk_try_malloc(bytes);
+    if (raw == NULL) {
+        return blk_error_set(err, -ENOMEM, "Could not allocate L1 table");
+    }
+    r = blk_child_pread(q->file, q->l1_offset, raw, bytes, err);
+    if (r < 0) {
+        free(raw);
+        blk_error_prefix(err, "Could not read L1 table: ");
+        return r;
+    }
+    for (uint64_t i = 0; i < q->l1_size; i++) {
+        q->l1[i] = qcow2_be64(raw + i * 8);
+    }
+    free(raw);
+    return 0;
+}
+
+static char *
+sibling_path(const char *image, const char *name)
+{
+    const char *slash;
+
+    if (name[0] == '/' || image == NULL || (slash = strrchr(image, '/')) == NULL) {
+        return xstrdup(name);
+    }
+    return xasprintf("%.*s/%s", (int)(slash - image), image, name);
+}
+
+static int
+open_data_file(struct qcow2 *q, struct blk_node *bs, const struct kv *opts,
+               struct blk_error *err)
+{
+    bool want = q->h.incompatible_features & QCOW2_INCOMPAT_DATA_FILE;
+    struct blk_child *c = NULL;
+
+    if (kv_get(opts, "data-file") != NULL) {
+        if (!want) {
+            return blk_error_set(err, -EINVAL, "'data-file' can only be set "
+                                 "for images with an external data file");
+        }
+        c = blk_node_open_child(bs, opts, "data-file", "data-file",
+                                BLK_ROLE_DATA, false, err);
+        if (c == NULL) {
+            return -EINVAL;
+        }
+    } else if (want && q->data_file_name != NULL) {
+        struct kv *o = kv_new_object(), *ref = kv_new_object();
+        char *path = sibling_path(blk_node_get_filename(bs), q->data_file_name);
+
+        kv_set(ref, "driver", kv_new_str("file"));
+        kv_set(ref, "filename", kv_new_str(path));
+        kv_set(o, "data-file", ref);
+        c = blk_node_open_child(bs, o, "data-file", "data-file", BLK_ROLE_DATA,
+                                false, err);
+        kv_free(o);
+        free(path);
+        if (c == NULL) {
+            return -EINVAL;
+        }
+    }
+    if (want && c == NULL) {
+        return blk_error_set(err, -EINVAL, "'data-file' is required for this "
+                             "image");
+    }
+    if (!want && q->data_file_raw) {
+        return blk_error_set(err, -EINVAL, "data-file-raw requires a data file");
+    }
+    q->data_file = c != NULL ? c : q->file;
+    return 0;
+}
+
+static int
+open_backing(struct qcow2 *q, struct blk_node *bs, const struct kv *opts,
+             struct blk_error *err)
+{
+    const struct kv *b = kv_get(opts, "backing");
+
+    q->backing = NULL;
+    if (b != NULL) {
+        if (b->type == KV_NULL) {
+            return 0;
+        }
+        q->backing = blk_node_open_child(bs, opts, "backing", "backing",
+                                         BLK_ROLE_COW, false, err);
+        return q->backing != NULL ? 0 : -EINVAL;
+    }
+    if (q->backing_file == NULL ||
+        (blk_node_open_flags(bs) & BLK_OPEN_NO_BACKING)) {
+        return 0;
+    }
+    q->backing = blk_node_open_backing(bs, q->backing_file, q->backing_format,
+                                       err);
+    return q->backing != NULL ? 0 : -EINVAL;
+}
+
+static void
+release_state(struct qcow2 *q)
+{
+    struct qcow2_ext *e = q->exts;
+
+    while (e != NULL) {
+        struct qcow2_ext *next = e->next;
+
+        free(e->data);
+        free(e);
+        e = next;
+    }
+    q->exts = NULL;
+    qcow2_cache_free(q->l2_cache);
+    qcow2_cache_free(q->refcount_cache);
+    q->l2_cache = q->refcount_cache = NULL;
+    qcow2_refcount_close(q);
+    qcow2_free_snapshots(q);
+    free(q->l1);
+    free(q->unknown_header_fields);
+    free(q->backing_file);
+    free(q->backing_format);
+    free(q->data_file_name);
+    q->l1 = NULL;
+    q->unknown_header_fields = NULL;
+    q->backing_file = q->backing_format = q->data_file_name = NULL;
+}
+
+static int
+qcow2_open(struct blk_node *bs, const struct kv *opts, struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    struct qcow2_header_info hi;
+    unsigned oflags = blk_node_open_flags(bs);
+    bool update = false;
+    int r;
+
+    memset(&hi, 0, sizeof(hi));
+    pthread_mutex_init(&q->lock, NULL);
+    q->bs = bs;
+    q->read_only = blk_node_is_read_only(bs);
+    q->check_mode = oflags & BLK_OPEN_CHECK;
+    q->file = blk_node_open_child(bs, opts, "file", "file",
+                                  BLK_ROLE_DATA | BLK_ROLE_METADATA |
+                                  BLK_ROLE_PRIMARY, false, err);
+    if (q->file == NULL) {
+        return -EINVAL;
+    }
+    q->data_file = q->file;
+    hi.check_mode = q->check_mode;
+    r = read_header(q, &hi, err);
+    if (r < 0) {
+        goto out_fail;
+    }
+    if ((hi.h.incompatible_features & QCOW2_INCOMPAT_CORRUPT) &&
+        !q->read_only && !q->check_mode) {
+        r = blk_error_set(err, -EACCES, "qcow2: Image is corrupt; cannot be "
+                          "opened read/write");
+        goto out_fail;
+    }
+    q->h = hi.h;
+    q->unknown_header_fields = hi.unknown_fields;
+    q->unknown_header_fields_len = hi.unknown_fields_len;
+    q->exts = hi.exts;
+    q->backing_file = hi.backing_file;
+    q->backing_format = hi.backing_format;
+    q->data_file_name = hi.data_file;
+    q->has_bitmaps_ext = hi.has_bitmaps_ext;
+    q->bitmaps = hi.bitmaps;
+    hi.unknown_fields = NULL;
+    hi.exts = NULL;
+    hi.backing_file = hi.backing_format = hi.data_file = NULL;
+    update = hi.bitmaps_stale;
+    set_geometry(q);
+
+    r = load_l1(q, err);
+    if (r == 0) {
+        r = apply_options(q, bs, opts, err);
+    }
+    if (r == 0) {
+        r = qcow2_refcount_init(q, err);
+    }
+    if (r == 0) {
+        r = open_data_file(q, bs, opts, err);
+    }
+    if (r == 0 && !q->check_mode) {
+        r = qcow2_read_snapshots(q, err);
+    }
+    if (r == 0) {
+        r = open_backing(q, bs, opts, err);
+    }
+    if (r < 0) {
+        goto out_fail;
+    }
+    if (q->h.autoclear_features & ~(uint64_t)QCOW2_AUTOCLEAR_MASK) {
+        update = true;
+    }
+    if (update && !q->read_only) {
+        q->h.autoclear_features &= QCOW2_AUTOCLEAR_MASK;
+        r = qcow2_write_header(q, err);
+        if (r < 0) {
+            blk_error_prefix(err, "Could not update qcow2 header: ");
+            goto out_fail;
+        }
+    }
+    if (!q->read_only && !q->check_mode &&
+        (q->h.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        const struct blk_driver *drv = blk_node_driver(bs);
+        struct blk_check_result res;
+
+        memset(&res, 0, sizeof(res));
+        if (drv->check == NULL) {
+            r = blk_error_set(err, -ENOTSUP, "Could not repair dirty image: "
+                              "no check support");
+            goto out_fail;
+        }
+        r = drv->check(bs, &res, BLK_CHECK_FIX_LEAKS | BLK_CHECK_FIX_ERRORS,
+                       err);
+        if (r < 0 || res.check_errors) {
+            r = r < 0 ? r : -EIO;
+            blk_error_set(err, r, "Could not repair dirty image");
+            goto out_fail;
+        }
+    }
+    if (!q->check_mode) {
+        r = qcow2_bitmaps_load(q, err);
+        if (r < 0) {
+            goto out_fail;
+        }
+    }
+    {
+        struct blk_limits lim;
+
+        memset(&lim, 0, sizeof(lim));
+        lim.request_alignment = 1;
+        lim.pwrite_zeroes_alignment = (uint32_t)q->cluster_size;
+        lim.pdiscard_alignment = (uint32_t)q->cluster_size;
+        blk_node_set_limits(bs, &lim);
+    }
+    return 0;
+
+out_fail:
+    qcow2_header_info_release(&hi);
+    release_state(q);
+    pthread_mutex_destroy(&q->lock);
+    return r;
+}
+
+static void
+qcow2_close(struct blk_node *bs)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    struct blk_error err = BLK_ERROR_INIT;
+
+    pthread_mutex_lock(&q->lock);
+    if (!q->read_only) {
+        qcow2_bitmaps_store(q, &err);
+        qcow2_flush_locked(q, &err);
+        if (q->lazy_refcounts || q->dirty_marked) {
+            qcow2_mark_clean(q, &err);
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    release_state(q);
+    pthread_mutex_destroy(&q->lock);
+}
+
+static int
+qcow2_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+    if (len >= 8 && qcow2_be32(buf) == QCOW2_MAGIC && qcow2_be32(buf + 4) >= 2) {
+        return 100;
+    }
+    return 0;
+}
+
+const struct blk_driver blk_driver_qcow2 = {
+    .name = "qcow2",
+    .threads = BLK_THREADS_PARALLEL,
+    .state_size = sizeof(struct qcow2),
+    .is_format = true,
+    .has_backing = true,
+    .create_type = "BlockdevCreateOptionsQcow2",
+    .probe = qcow2_probe,
+    .open = qcow2_open,
+    .close = qcow2_close,
+    .preadv = qcow2_preadv,
+    .pwritev = qcow2_pwritev,
+    .zero = qcow2_zero,
+    .discard = qcow2_discard,
+    .flush = qcow2_flush,
+    .block_status = qcow2_block_status,
+    .get_length = qcow2_get_length,
+    .truncate = qcow2_truncate,
+    .create = qcow2_create,
+};
