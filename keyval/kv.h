@@ -87,7 +87,12 @@ uint64_t kv_get_uint(const struct kv *obj, const char *key, uint64_t dflt);
  */
 struct kv *kv_lookup(const struct kv *root, const char *path);
 
-/* One line of JSON, members in order, integers exact, no spaces. */
+/*
+ * One line of JSON, members in order, integers exact, no spaces.  Strings
+ * are escaped as QEMU writes them: output is ASCII, non-ASCII and control
+ * characters as \uXXXX, invalid UTF-8 as U+FFFD (so non-UTF-8 keyval
+ * values do not survive a trip through JSON).
+ */
 void kv_to_json(const struct kv *kv, struct sbuf *out);
 /*
  * Pretty JSON as qemu-img prints it (4-space indent, "key": value, closing
