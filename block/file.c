@@ -544,6 +544,14 @@ rw_error(struct blk_node *bs, int r, bool write, struct blk_error *err)
                             blk_node_get_filename(bs));
 }
 
+static bool
+at_eof(int fd, uint64_t pos)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && pos >= (uint64_t)st.st_size;
+}
+
 /*
  * preadv/pwritev all len bytes of iov at off: loops over short transfers
  * and IOV_MAX-sized pieces; a read at end of file fills the rest with
@@ -587,6 +595,13 @@ do_rw(struct blk_node *bs, uint64_t off, uint64_t len, struct iovec *iov,
             break;
         }
         done += (uint64_t)n;
+        if (!write && done < len && (s->base_flags & O_DIRECT) &&
+            at_eof(s->fd, off + done)) {
+            /* O_DIRECT stops mid-block at EOF; the next read would be
+             * misaligned, so fill the rest here. */
+            iov_memset(iov, iovcnt, done, 0, len - done);
+            break;
+        }
     }
     iov_vec_release(&v);
     return r;

@@ -276,6 +276,24 @@ test_eof(void)
     CHECK(st.flags & BLK_STATUS_DATA);
     CHECK_INT(blk_node_pread(bs, 4608, rd, 1, &err), -EIO);
     blk_error_clear(&err);
+    {
+        /* the same through O_DIRECT, which stops mid-block at EOF */
+        struct blk_graph *g2 = blk_graph_new();
+        unsigned fl = BLK_OPEN_NOCACHE | BLK_OPEN_FORCE_SHARE;
+        struct blk_node *d = blk_open_image(g2, p, "raw", false, fl, &err);
+
+        if (d == NULL) {
+            printf("note: O_DIRECT open failed (%s), skipped\n", err.msg);
+            blk_error_clear(&err);
+        } else {
+            memset(rd, 0xee, sizeof(rd));
+            CHECK_INT(blk_node_pread(d, 3584, rd, 1024, &err), 0);
+            CHECK(rd[0] == 0x5a && rd[512] == 0x5a && rd[513] == 0);
+            CHECK(rd[1023] == 0);
+            blk_node_unref(d);
+        }
+        blk_graph_free(g2);
+    }
     /* writing the tail extends the file */
     CHECK_INT(blk_node_pwrite(bs, 4600, rd, 8, 0, &err), 0);
     CHECK_INT(file_size(p), 4608);
