@@ -438,7 +438,10 @@ img_opts_check(const struct kv *opts, const struct img_opt_desc *a,
         case IMG_OPT_SIZE:
             if (blk_size_parse(v->v.s, &u) < 0) {
                 return blk_error_set(err, -EINVAL, "Parameter '%s' expects a "
-                                     "non-negative number below 2^64", name);
+                                     "non-negative number below 2^64\nOptional "
+                                     "suffix k, M, G, T, P or E means kilo-, "
+                                     "mega-, giga-, tera-, peta-\nand exabytes, "
+                                     "respectively.", name);
             }
             break;
         case IMG_OPT_NUM:
