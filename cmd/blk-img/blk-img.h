@@ -28,5 +28,6 @@ int cmd_resize(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_amend(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

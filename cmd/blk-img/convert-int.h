@@ -1,0 +1,117 @@
+/*
+ * convert-int.h - the copy engine behind convert, commit and rebase:
+ * plans the image in status runs (data / zero / leave alone), keeps up to
+ * 16 chunks in flight as requests on the libuv loop, detects zeroes in
+ * the data read, and writes in order of offset unless told otherwise.
+ * Loop thread (blk-img's main thread) only.
+ */
+#ifndef CMD_BLK_IMG_CONVERT_INT_H
+#define CMD_BLK_IMG_CONVERT_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "block/block.h"
+#include "util/progress.h"
+
+#define CV_MAX_IN_FLIGHT 16
+#define CV_BUF_SIZE (2u << 20)          /* bytes per chunk (qemu-img's) */
+
+/* What to do with a run of the source. */
+enum cv_status {
+    CV_DATA,        /* read and write (zero detection may still skip it) */
+    CV_ZERO,        /* reads as zeroes: zero the target unless it is zero already */
+    CV_SKIP,        /* leave the target alone (its backing file shows through) */
+};
+
+/* One source image; several are concatenated. */
+struct cv_part {
+    struct blk_node *bs;        /* borrowed */
+    uint64_t len;               /* bytes */
+};
+
+struct cv_job;
+
+/*
+ * Status of part `part` of the source at off (relative to the part),
+ * len bytes at most: *st and *pnum (>= 1, <= len).  0 or -errno.
+ */
+typedef int cv_status_fn(struct cv_job *j, int part, uint64_t off,
+                         uint64_t len, enum cv_status *st, uint64_t *pnum,
+                         struct blk_error *err);
+
+struct cv_job {
+    /* in */
+    struct cv_part *parts;
+    int nparts;
+    uint64_t total;             /* bytes, sum of the parts */
+    struct blk_node *target;    /* borrowed */
+    /*
+     * rebase: read the same range from here too and write only the
+     * sectors that differ (past its end it reads as zeroes; NULL means
+     * all zeroes, i.e. -b "").
+     */
+    bool compare;
+    struct blk_node *compare_bs;
+    uint64_t compare_len;
+    cv_status_fn *status;       /* NULL: cv_status_chain */
+    void *opaque;
+    bool compressed;            /* whole clusters with BLK_REQ_COMPRESSED */
+    bool in_order;              /* write chunks in offset order (no -W) */
+    bool has_zero_init;         /* target already reads as zeroes */
+    bool salvage;               /* read errors become zeroes (--salvage) */
+    bool quiet;
+    bool target_has_backing;    /* convert -B: unallocated source runs are SKIP */
+    int64_t target_backing_len; /* -1 unknown; past it, ZERO becomes SKIP */
+    uint64_t min_sparse;        /* bytes; 0 writes everything (-S 0) */
+    uint64_t alignment;         /* bytes, power of two: zero-detection grain */
+    uint64_t cluster_size;      /* target's, for compressed writes */
+    uint64_t buf_size;          /* bytes per data chunk */
+    unsigned in_flight;         /* 1..16 (-m) */
+    unsigned write_flags;       /* BLK_REQ_FUA for writethrough caches */
+    uint64_t rate_limit;        /* bytes/s, 0: none (-r) */
+    struct blk_progress *progress;  /* may be NULL */
+    /* error messages: "error while reading at byte ..." etc. (convert's) */
+    const char *err_prefix;     /* prepended to every message, or NULL */
+
+    /* out */
+    uint64_t bytes_read, bytes_written;
+};
+
+/*
+ * Run the copy to the end or the first error.  Prints one message on
+ * error (qemu-img convert's wording) and returns -errno; 0 on success.
+ * Drives the loop until done.
+ */
+int cv_run(struct cv_job *j);
+
+/*
+ * The default status function: block status through the source's whole
+ * backing chain (qemu-img's bdrv_block_status_above(bs, NULL)), or of
+ * the top layer only when j->target_has_backing.
+ */
+int cv_status_chain(struct cv_job *j, int part, uint64_t off, uint64_t len,
+                    enum cv_status *st, uint64_t *pnum,
+                    struct blk_error *err);
+
+/*
+ * Block status of bs alone at [off, off+len) with RECURSE resolved
+ * against the file node: flags BLK_STATUS_DATA / ZERO / ALLOCATED.
+ * raw-like nodes that report no ALLOCATED are treated as allocated.
+ */
+int cv_layer_status(struct blk_node *bs, uint64_t off, uint64_t len,
+                    unsigned *flags, uint64_t *pnum, struct blk_error *err);
+
+/*
+ * Status through the chain from top down to (not including) base (NULL:
+ * the whole chain): *allocated when some layer above base has the range;
+ * *flags the DATA/ZERO of the layer that answered (ZERO when none did).
+ */
+int cv_chain_status(struct blk_node *top, struct blk_node *base,
+                    uint64_t off, uint64_t len, unsigned *flags,
+                    bool *allocated, uint64_t *pnum, struct blk_error *err);
+
+/* qemu-img's cache mode names -> BLK_OPEN_* flags and writethrough. */
+int cv_parse_cache(const char *mode, unsigned *open_flags, bool *writethrough);
+
+#endif
