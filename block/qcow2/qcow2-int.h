@@ -737,4 +737,59 @@ int qcow2_bitmaps_store(struct qcow2 *q, struct blk_error *err);
 /* Append QEMU's info entries ({"flags", "name", "granularity"}) to list. */
 int qcow2_bitmaps_info(struct qcow2 *q, struct kv *list, struct blk_error *err);
 
+/* ---- check.c, snapshot.c, amend.c, info.c -------------------------------- */
+
+/*
+ * The vtable check op (qemu-img check): rebuild every cluster's refcount
+ * in memory (memory follows the image file's size, not the virtual
+ * size), compare with the refcounts on disk, log QEMU 7.2's messages to
+ * res->log, and with fix (BLK_CHECK_FIX_*) repair leaks, wrong counts,
+ * OFLAG_COPIED, or rebuild the refcount structure.  Writes nothing unless
+ * fix != 0 (which needs a read-write node).  Takes q->lock.
+ */
+int qcow2_check(struct blk_node *bs, struct blk_check_result *res,
+                unsigned fix, struct blk_error *err);
+/*
+ * Rewrite the refcount structure with 2^order-bit entries (amend
+ * refcount_bits); fails if a refcount does not fit.  Lock held.
+ */
+int qcow2_change_refcount_order(struct qcow2 *q, unsigned order,
+                                struct blk_error *err);
+
+/*
+ * Read nb snapshot table entries at off into a new array (*out, caller
+ * frees with qcow2_snapshot_free_table) and the table's byte size.
+ * Used by check, which does not rely on the table read at open.
+ */
+int qcow2_snapshot_read_table(struct qcow2 *q, uint64_t off, uint32_t nb,
+                              struct qcow2_snapshot **out, uint64_t *size,
+                              struct blk_error *err);
+void qcow2_snapshot_free_table(struct qcow2_snapshot *sn, uint32_t nb);
+/*
+ * The vtable snapshot ops (each takes q->lock).  list: caller owns the
+ * array and its strings.  create: a new snapshot named name with the
+ * next free numeric id.  goto: by id, else by name (qemu-img -a).
+ * delete: by name (qemu-img -d), -ENOENT "snapshot not found".
+ */
+int qcow2_snapshot_list(struct blk_node *bs, struct blk_snapshot_info **list,
+                        size_t *n, struct blk_error *err);
+int qcow2_snapshot_create(struct blk_node *bs, const char *name,
+                          struct blk_error *err);
+int qcow2_snapshot_goto(struct blk_node *bs, const char *name,
+                        struct blk_error *err);
+int qcow2_snapshot_delete(struct blk_node *bs, const char *name,
+                          struct blk_error *err);
+
+/*
+ * The vtable amend op: opts holds BlockdevCreateOptionsQcow2 member names
+ * (version, lazy-refcounts, refcount-bits, data-file, data-file-raw,
+ * size).  Node must be read-write.
+ */
+int qcow2_amend(struct blk_node *bs, const struct kv *opts, bool force,
+                struct blk_error *err);
+
+/* The vtable get_info op: sets "type" and "data" in info (an object). */
+int qcow2_get_info(struct blk_node *bs, struct kv *info,
+                   struct blk_error *err);
+
 #endif

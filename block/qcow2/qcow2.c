@@ -1222,4 +1222,11 @@ const struct blk_driver blk_driver_qcow2 = {
     .get_length = qcow2_get_length,
     .truncate = qcow2_truncate,
     .create = qcow2_create,
+    .check = qcow2_check,
+    .get_info = qcow2_get_info,
+    .amend = qcow2_amend,
+    .snapshot_list = qcow2_snapshot_list,
+    .snapshot_create = qcow2_snapshot_create,
+    .snapshot_goto = qcow2_snapshot_goto,
+    .snapshot_delete = qcow2_snapshot_delete,
 };
