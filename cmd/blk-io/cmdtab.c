@@ -96,14 +96,20 @@ io_cmd_find(const char *name)
     return NULL;
 }
 
+static void
+print_line_as(struct io_state *st, const struct io_cmd *c, const char *name)
+{
+    if (c->args != NULL) {
+        io_printf(st, "%s %s -- %s\n", name, c->args, c->oneline);
+    } else {
+        io_printf(st, "%s -- %s\n", name, c->oneline);
+    }
+}
+
 void
 io_cmd_print_line(struct io_state *st, const struct io_cmd *c)
 {
-    if (c->args != NULL) {
-        io_printf(st, "%s %s -- %s\n", c->name, c->args, c->oneline);
-    } else {
-        io_printf(st, "%s -- %s\n", c->name, c->oneline);
-    }
+    print_line_as(st, c, c->name);
 }
 
 int
@@ -234,7 +240,7 @@ io_cmd_help(struct io_state *st, int argc, char **argv)
         io_printf(st, "command %s not found\n", argv[1]);
         return -EINVAL;
     }
-    io_cmd_print_line(st, c);
+    print_line_as(st, c, argv[1]);     /* `help r` prints "r ..." as qemu-io */
     if (c->help != NULL) {
         c->help(st);
     }

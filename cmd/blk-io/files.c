@@ -5,6 +5,8 @@
  * Loop thread.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "cmd/blk-io/blk-io.h"
 #include "keyval/schema.h"
 #include "util/sbuf.h"
+#include "util/size.h"
 #include "util/xalloc.h"
 
 void
@@ -86,6 +89,65 @@ add_keyval_value(struct sbuf *sb, const char *s)
     }
 }
 
+/*
+ * qemu-io parses --image-opts and open -o with QemuOpts, where a driver's
+ * "size" option takes suffixes (null-co,size=1M).  The schema types it as
+ * an integer, so convert such strings first.
+ */
+static void
+legacy_sizes(struct kv *tree)
+{
+    uint64_t v;
+
+    for (size_t i = 0; i < tree->n; i++) {
+        struct kv *m = tree->vals[i];
+
+        if (m->type == KV_OBJECT) {
+            legacy_sizes(m);
+        } else if (m->type == KV_STRING && strcmp(tree->keys[i], "size") == 0 &&
+                   blk_size_parse(m->v.s, &v) == 0) {
+            char buf[32];
+
+            snprintf(buf, sizeof(buf), "%" PRIu64, v);
+            free(m->v.s);
+            m->v.s = xstrdup(buf);
+        }
+    }
+}
+
+/*
+ * Parse BlockdevOptions as keyval or JSON.  As QEMU's --image-opts and
+ * open -o do, a "file" child given by filename alone gets the file
+ * protocol driver (QEMU probes the protocol from the name; blk has only
+ * local files).
+ */
+static struct kv *
+parse_blockdev_opts(const char *s, struct blk_error *err)
+{
+    const struct kv_schema_type *t = kv_schema_lookup("BlockdevOptions");
+    struct kv *tree, *file;
+    bool is_json = false;
+
+    tree = kv_parse(s, kv_schema_implied_key(t), NULL, &is_json, err);
+    if (tree == NULL) {
+        return NULL;
+    }
+    if (!is_json) {
+        legacy_sizes(tree);
+    }
+    file = kv_get(tree, "file");
+    if (file != NULL && file->type == KV_OBJECT &&
+        kv_get(file, "driver") == NULL && kv_get(file, "filename") != NULL) {
+        kv_set(file, "driver", kv_new_str("file"));
+    }
+    if (kv_validate(tree, t, is_json ? KV_MODE_JSON : KV_MODE_KEYVAL,
+                    err) < 0) {
+        kv_free(tree);
+        return NULL;
+    }
+    return tree;
+}
+
 /* open -o options: a full BlockdevOptions string, with path as file.filename. */
 static struct blk_node *
 open_with_opts(struct io_state *st, const struct io_open_spec *spec,
@@ -115,7 +177,7 @@ open_with_opts(struct io_state *st, const struct io_open_spec *spec,
         add_keyval_value(&sb, spec->name);
     }
     kv_free(raw);
-    typed = kv_parse_typed(sb.buf, "BlockdevOptions", NULL, NULL, err);
+    typed = parse_blockdev_opts(sb.buf, err);
     sbuf_release(&sb);
     if (typed == NULL) {
         return NULL;
@@ -170,7 +232,10 @@ add_snapshot_overlay(struct io_state *st, struct blk_node *base,
     close(fd);
     c = kv_new_object();
     kv_set(c, "driver", kv_new_str("qcow2"));
-    kv_set(c, "file", kv_new_str(path));
+    f = kv_new_object();
+    kv_set(f, "driver", kv_new_str("file"));
+    kv_set(f, "filename", kv_new_str(path));
+    kv_set(c, "file", f);
     kv_set(c, "size", kv_new_int(len));
     if (blk_create(c, err) < 0) {
         kv_free(c);
@@ -210,6 +275,12 @@ io_open_image(struct io_state *st, struct io_open_spec *spec)
     }
     if (spec->opts != NULL) {
         bs = open_with_opts(st, spec, &err);
+    } else if (spec->image_opts) {
+        struct kv *typed = parse_blockdev_opts(spec->name, &err);
+
+        bs = typed != NULL ? blk_node_open(st->graph, typed, spec->flags, &err)
+                           : NULL;
+        kv_free(typed);
     } else {
         bs = blk_open_image(st->graph, spec->name, spec->fmt, spec->image_opts,
                             spec->flags, &err);

@@ -523,14 +523,14 @@ io_cmd_abort(struct io_state *st, int argc, char **argv)
 int
 io_cmd_sigraise(struct io_state *st, int argc, char **argv)
 {
-    char *end;
-    long sig;
+    int64_t sig;
 
-    errno = 0;
-    sig = strtol(argv[1], &end, 10);
-    if (*argv[1] == '\0' || *end != '\0' || errno != 0 || sig < 0 ||
-        sig > 64) {
-        io_printf(st, "%s is not a valid signal number\n", argv[1]);
+    if (io_parse_num(st, argv[1], &sig) < 0) {
+        return -EINVAL;
+    }
+    if (sig > NSIG) {
+        io_printf(st, "signal argument '%s' is too large to be a valid "
+                  "signal\n", argv[1]);
         return -EINVAL;
     }
     io_flush_output(st);

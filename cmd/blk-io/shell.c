@@ -172,7 +172,12 @@ shell_pump(struct shell *sh)
     if (st->busy) {
         return;
     }
-    if (st->quit || (sh->eof && sh->in.len == 0)) {
+    if (st->quit) {
+        shell_end(sh);
+        return;
+    }
+    if (sh->eof && sh->in.len == 0) {
+        show_prompt(sh);        /* qemu-io prompts for the read that sees EOF */
         shell_end(sh);
         return;
     }
