@@ -919,6 +919,26 @@ prealloc_name(enum blk_prealloc p)
 }
 
 /*
+ * A file that grows from empty gets its first block written with zeroes,
+ * as QEMU does (so O_DIRECT alignment probing finds allocated blocks):
+ * 512 bytes for files under 4 KiB, else 4 KiB.  This is why a new raw
+ * image maps as 4 KiB of data and then zeroes.  Failures are ignored.
+ */
+static void
+allocate_first_block(int fd, uint64_t len)
+{
+    size_t n = len < 4096 ? 512 : 4096;
+    ssize_t w;
+
+    if (n > len) {
+        n = (size_t)len;            /* never change the size (blk) */
+    }
+    do {
+        w = pwrite(fd, zero_buf, n, 0);
+    } while (w < 0 && errno == EINTR);
+}
+
+/*
  * Resize a regular file from cur to len bytes with prealloc (QEMU's
  * rules and messages).  fd must not be O_DIRECT for BLK_PREALLOC_FULL.
  */
@@ -942,6 +962,9 @@ regular_truncate(int fd, uint64_t cur, uint64_t len, enum blk_prealloc prealloc,
                 return blk_error_setsys(err, -r,
                                         "Could not preallocate new data");
             }
+            if (cur == 0) {
+                allocate_first_block(fd, len);
+            }
         }
         return 0;
     case BLK_PREALLOC_FULL:
@@ -953,6 +976,9 @@ regular_truncate(int fd, uint64_t cur, uint64_t len, enum blk_prealloc prealloc,
     }
     if (ftruncate(fd, (off_t)len) < 0) {
         return blk_error_setsys(err, -errno, "Could not resize file");
+    }
+    if (prealloc == BLK_PREALLOC_OFF && cur == 0 && len > 0) {
+        allocate_first_block(fd, len);
     }
     if (prealloc == BLK_PREALLOC_FULL && len > cur) {
         uint64_t pos = cur;
