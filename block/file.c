@@ -44,6 +44,7 @@ struct file_state {
     bool device;                /* host_device */
     bool is_reg;                /* a regular file */
     bool use_lock;
+    char locking[8];            /* the option as given: auto, on, off */
     bool dynamic_ro;            /* auto-read-only: fd is O_RDWR only while written */
     bool fd_rw;                 /* fd is open O_RDWR */
     int base_flags;             /* O_CLOEXEC, O_DIRECT */
@@ -456,6 +457,7 @@ file_open_common(struct blk_node *bs, const struct kv *opts, bool device,
     }
     s->device = device;
     s->use_lock = strcmp(locking, "off") != 0;
+    snprintf(s->locking, sizeof(s->locking), "%s", locking);
     s->base_flags = O_CLOEXEC | (blk_node_cache_direct(bs) ? O_DIRECT : 0);
     s->dynamic_ro = !read_only && kv_get_bool(opts, "auto-read-only", false);
     s->fd_rw = !read_only && !s->dynamic_ro;
@@ -526,6 +528,106 @@ file_close(struct blk_node *bs)
         close(s->fd);               /* releases every lock of the description */
         s->fd = -1;
     }
+}
+
+/* ---- reopen ----------------------------------------------------------------- */
+
+struct file_reopen {
+    int fd;                     /* the new description, or -1 to keep ours */
+    bool fd_rw, dynamic_ro;
+    unsigned locked_perm, locked_unshared;
+};
+
+static bool
+same_opt(const struct kv *opts, const char *key, const char *now,
+         const char *dflt)
+{
+    return strcmp(kv_get_str(opts, key, dflt), now) == 0;
+}
+
+/*
+ * Reopen with new options and read-only state.  filename, locking and
+ * aio cannot change; read-only and auto-read-only can.  A new mode means
+ * a new open file description, which gets our locks before the old one
+ * is closed at commit, so the image is never unlocked in between.
+ */
+static int
+file_reopen_prepare(struct blk_node *bs, const struct kv *opts,
+                    bool read_only, void **state, struct blk_error *err)
+{
+    struct file_state *s = blk_node_state(bs);
+    const char *filename = blk_node_get_filename(bs);
+    struct file_reopen *rs;
+    static const char *const fixed[] = { "filename", "locking", "aio" };
+    const char *now[3];
+    const char *dflt[3] = { filename, "auto", "threads" };
+    bool writers = s->perm & (BLK_PERM_WRITE | BLK_PERM_WRITE_UNCHANGED |
+                              BLK_PERM_RESIZE);
+    size_t i;
+    int r;
+
+    now[0] = filename;
+    now[1] = s->locking;
+    now[2] = "threads";
+    for (i = 0; i < ARRAY_SIZE(fixed); i++) {
+        if (kv_get(opts, fixed[i]) != NULL &&
+            !same_opt(opts, fixed[i], now[i], dflt[i])) {
+            return blk_error_set(err, -EINVAL, "Cannot change the option '%s'",
+                                 fixed[i]);
+        }
+    }
+    rs = xzalloc(sizeof(*rs));
+    rs->fd = -1;
+    rs->dynamic_ro = !read_only && kv_get_bool(opts, "auto-read-only", false);
+    rs->fd_rw = !read_only && (!rs->dynamic_ro || writers);
+    if (rs->fd_rw != s->fd_rw) {
+        rs->fd = open(filename, (rs->fd_rw ? O_RDWR : O_RDONLY) | s->base_flags);
+        if (rs->fd < 0) {
+            r = blk_error_setsys(err, -errno, "Could not reopen '%s'",
+                                 filename);
+            free(rs);
+            return r;
+        }
+        if (s->use_lock) {
+            r = set_lock_bytes(rs->fd, &rs->locked_perm, &rs->locked_unshared,
+                               s->locked_perm, s->locked_unshared, err);
+            if (r < 0) {
+                close(rs->fd);
+                free(rs);
+                return r;
+            }
+        }
+    }
+    *state = rs;
+    return 0;
+}
+
+static void
+file_reopen_commit(struct blk_node *bs, void *state)
+{
+    struct file_state *s = blk_node_state(bs);
+    struct file_reopen *rs = state;
+
+    if (rs->fd >= 0) {
+        close(s->fd);
+        s->fd = rs->fd;
+        s->fd_rw = rs->fd_rw;
+        s->locked_perm = rs->locked_perm;
+        s->locked_unshared = rs->locked_unshared;
+    }
+    s->dynamic_ro = rs->dynamic_ro;
+    free(rs);
+}
+
+static void
+file_reopen_abort(struct blk_node *bs, void *state)
+{
+    struct file_reopen *rs = state;
+
+    if (rs->fd >= 0) {
+        close(rs->fd);              /* and its copies of our locks */
+    }
+    free(rs);
 }
 
 /* ---- I/O ------------------------------------------------------------------ */
@@ -1164,6 +1266,9 @@ const struct blk_driver blk_driver_file = {
     .get_allocated_size = file_get_allocated_size,
     .truncate = file_truncate,
     .create = file_create,
+    .reopen_prepare = file_reopen_prepare,
+    .reopen_commit = file_reopen_commit,
+    .reopen_abort = file_reopen_abort,
     .set_perm = file_set_perm,
 };
 
@@ -1182,5 +1287,8 @@ const struct blk_driver blk_driver_host_device = {
     .get_length = file_get_length,
     .get_allocated_size = file_get_allocated_size,
     .truncate = file_truncate,
+    .reopen_prepare = file_reopen_prepare,
+    .reopen_commit = file_reopen_commit,
+    .reopen_abort = file_reopen_abort,
     .set_perm = file_set_perm,
 };

@@ -673,6 +673,84 @@ out:
     free(p);
 }
 
+/*
+ * The reopen ops, driven directly (the core's blockdev-reopen calls
+ * them the same way): read-write to read-only and back keeps the locks.
+ */
+static void
+test_reopen(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    const struct blk_driver *d;
+    struct kv *o;
+    void *st = NULL;
+    char buf[512];
+    char *p = path("reopen.img");
+    char *s;
+
+    memset(buf, 0x22, sizeof(buf));
+    CHECK_INT(create_file(p, 1 << 20, NULL, &err), 0);
+    s = xasprintf("driver=file,filename=%s", p);
+    bs = open_opts(g, s, BLK_OPEN_RDWR, &err);
+    free(s);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        goto out;
+    }
+    d = blk_node_driver(bs);
+    o = kv_new_object();
+    kv_set(o, "driver", kv_new_str("file"));
+    kv_set(o, "filename", kv_new_str(p));
+
+    /* the read-only description refuses writes */
+    CHECK_INT(d->reopen_prepare(bs, o, true, &st, &err), 0);
+    d->reopen_commit(bs, st);
+    CHECK_INT(blk_node_pwrite(bs, 0, buf, 512, 0, &err), -EACCES);
+    blk_error_clear(&err);
+    /* abort keeps the old state */
+    CHECK_INT(d->reopen_prepare(bs, o, false, &st, &err), 0);
+    d->reopen_abort(bs, st);
+    CHECK_INT(blk_node_pwrite(bs, 0, buf, 512, 0, &err), -EACCES);
+    blk_error_clear(&err);
+    CHECK_INT(d->reopen_prepare(bs, o, false, &st, &err), 0);
+    d->reopen_commit(bs, st);
+    CHECK_INT(blk_node_pwrite(bs, 0, buf, 512, 0, &err), 0);
+
+    /* locks survive a change of description */
+    {
+        struct blk_backend *b = blk_backend_new(g, NULL, bs, RW, SHARE_RO,
+                                                &err);
+        struct blk_graph *g2 = blk_graph_new();
+
+        CHECK(b != NULL);
+        CHECK_INT(d->reopen_prepare(bs, o, true, &st, &err), 0);
+        d->reopen_commit(bs, st);
+        CHECK(hold(g2, p, 0, BLK_PERM_CONSISTENT_READ, SHARE_RO, &err) == NULL);
+        CHECK(strstr(err.msg, "Failed to get shared \"write\" lock") != NULL);
+        blk_error_clear(&err);
+        blk_graph_free(g2);
+        blk_backend_free(b);
+    }
+
+    /* options that cannot change */
+    kv_set(o, "locking", kv_new_str("off"));
+    CHECK_INT(d->reopen_prepare(bs, o, false, &st, &err), -EINVAL);
+    CHECK_STR(err.msg, "Cannot change the option 'locking'");
+    blk_error_clear(&err);
+    kv_set(o, "locking", kv_new_str("auto"));
+    kv_set(o, "filename", kv_new_str("other.img"));
+    CHECK_INT(d->reopen_prepare(bs, o, false, &st, &err), -EINVAL);
+    CHECK_STR(err.msg, "Cannot change the option 'filename'");
+    blk_error_clear(&err);
+    kv_free(o);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(p);
+}
+
 /* ---- raw ---------------------------------------------------------------------- */
 
 static void
@@ -987,6 +1065,7 @@ main(int argc, char **argv)
     test_lock_in_process();
     test_lock_vs_qemu();
     test_dynamic_ro();
+    test_reopen();
     test_raw_window();
     test_null();
     blk_loop_init(8);
