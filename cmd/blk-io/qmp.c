@@ -362,10 +362,7 @@ qmp_line(struct io_state *st, void *opaque, const char *line)
     }
     msg = kv_parse_json(line, &err);
     if (msg == NULL) {
-        char *d = xasprintf("JSON parse error, %s", err.msg);
-
-        emit_error("GenericError", d, NULL);
-        free(d);
+        emit_error("GenericError", err.msg, NULL);
         return true;
     }
     id = kv_get(msg, "id");
