@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "block/driver.h"
+#include "util/xalloc.h"
 
 #define SECTOR 512
 
@@ -24,11 +26,41 @@ raw_probe(const uint8_t *buf, size_t len, const char *filename)
     return 1;                   /* anything is raw, if nothing else claims it */
 }
 
+/* QEMU's checks of a window against the file, with its messages. */
+static int
+check_window(struct blk_child *file, uint64_t offset, bool has_size,
+             uint64_t size, struct blk_error *err)
+{
+    int64_t real_size = blk_child_get_length(file);
+
+    if (real_size < 0) {
+        return blk_error_setsys(err, (int)real_size,
+                                "Could not get image size");
+    }
+    if (offset > (uint64_t)real_size) {
+        return blk_error_set(err, -EINVAL,
+                             "Offset (%" PRIu64 ") cannot be greater than "
+                             "size of the containing file (%" PRId64 ")",
+                             offset, real_size);
+    }
+    if (has_size && (uint64_t)real_size - offset < size) {
+        return blk_error_set(err, -EINVAL,
+                             "The sum of offset (%" PRIu64 ") and size "
+                             "(%" PRIu64 ") has to be smaller or equal to "
+                             "the  actual size of the containing file "
+                             "(%" PRId64 ")", offset, size, real_size);
+    }
+    if (has_size && size % SECTOR != 0) {
+        return blk_error_set(err, -EINVAL,
+                             "Specified size is not multiple of %d", SECTOR);
+    }
+    return 0;
+}
+
 static int
 raw_open(struct blk_node *bs, const struct kv *opts, struct blk_error *err)
 {
     struct raw_state *s = blk_node_state(bs);
-    int64_t real_size;
     unsigned role;
 
     s->offset = kv_get_uint(opts, "offset", 0);
@@ -43,29 +75,7 @@ raw_open(struct blk_node *bs, const struct kv *opts, struct blk_error *err)
         return err != NULL && err->code < 0 ? err->code : -EINVAL;
     }
 
-    real_size = blk_child_get_length(s->file);
-    if (real_size < 0) {
-        return blk_error_setsys(err, (int)real_size,
-                                "Could not get image size");
-    }
-    if (s->offset > (uint64_t)real_size) {
-        return blk_error_set(err, -EINVAL,
-                             "Offset (%" PRIu64 ") cannot be greater than "
-                             "size of the containing file (%" PRId64 ")",
-                             s->offset, real_size);
-    }
-    if (s->has_size && (uint64_t)real_size - s->offset < s->size) {
-        return blk_error_set(err, -EINVAL,
-                             "The sum of offset (%" PRIu64 ") and size "
-                             "(%" PRIu64 ") has to be smaller or equal to "
-                             "the  actual size of the containing file "
-                             "(%" PRId64 ")", s->offset, s->size, real_size);
-    }
-    if (s->has_size && s->size % SECTOR != 0) {
-        return blk_error_set(err, -EINVAL,
-                             "Specified size is not multiple of %d", SECTOR);
-    }
-    return 0;
+    return check_window(s->file, s->offset, s->has_size, s->size, err);
 }
 
 /* Move a request into the window; refuse what leaves it. */
@@ -189,6 +199,43 @@ raw_truncate(struct blk_node *bs, uint64_t len, bool exact,
     return blk_child_truncate(s->file, len + s->offset, exact, prealloc, err);
 }
 
+/* offset and size may change on reopen (checked like at open). */
+static int
+raw_reopen_prepare(struct blk_node *bs, const struct kv *opts, bool read_only,
+                   void **state, struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    struct raw_state *ns = xmalloc(sizeof(*ns));
+    int r;
+
+    ns->file = s->file;
+    ns->offset = kv_get_uint(opts, "offset", 0);
+    ns->has_size = kv_get(opts, "size") != NULL;
+    ns->size = kv_get_uint(opts, "size", 0);
+    r = check_window(s->file, ns->offset, ns->has_size, ns->size, err);
+    if (r < 0) {
+        free(ns);
+        return r;
+    }
+    *state = ns;
+    return 0;
+}
+
+static void
+raw_reopen_commit(struct blk_node *bs, void *state)
+{
+    struct raw_state *s = blk_node_state(bs);
+
+    *s = *(struct raw_state *)state;
+    free(state);
+}
+
+static void
+raw_reopen_abort(struct blk_node *bs, void *state)
+{
+    free(state);
+}
+
 const struct blk_driver blk_driver_raw = {
     .name = "raw",
     .threads = BLK_THREADS_PARALLEL,
@@ -203,4 +250,7 @@ const struct blk_driver blk_driver_raw = {
     .block_status = raw_block_status,
     .get_length = raw_get_length,
     .truncate = raw_truncate,
+    .reopen_prepare = raw_reopen_prepare,
+    .reopen_commit = raw_reopen_commit,
+    .reopen_abort = raw_reopen_abort,
 };

@@ -791,6 +791,26 @@ test_raw_window(void)
                   -ENOTSUP);
         CHECK_STR(err.msg, "Cannot resize fixed-size raw disks");
         blk_error_clear(&err);
+        {
+            /* reopen moves the window (driver ops driven directly) */
+            const struct blk_driver *d = blk_node_driver(bs);
+            struct kv *o = kv_new_object();
+            void *rs = NULL;
+
+            kv_set(o, "offset", kv_new_int(8192));
+            kv_set(o, "size", kv_new_int(1000));
+            CHECK_INT(d->reopen_prepare(bs, o, false, &rs, &err), -EINVAL);
+            CHECK_STR(err.msg, "Specified size is not multiple of 512");
+            blk_error_clear(&err);
+            kv_set(o, "size", kv_new_int(4096));
+            CHECK_INT(d->reopen_prepare(bs, o, false, &rs, &err), 0);
+            d->reopen_commit(bs, rs);
+            CHECK_INT(blk_node_get_length(bs), 4096);
+            CHECK_INT(blk_node_pread(bs, 0, rd, 4096, &err), 0);
+            CHECK(memcmp(rd, buf + 4096, 3904) == 0);   /* then the write */
+            CHECK(memcmp(rd + 3904, buf, 192) == 0);
+            kv_free(o);
+        }
         blk_node_unref(bs);
     }
 
