@@ -142,6 +142,20 @@ null_get_allocated_size(struct blk_node *bs)
     return 0;
 }
 
+/* Reopen accepts any options and keeps the old ones, as QEMU's does. */
+static int
+null_reopen_prepare(struct blk_node *bs, const struct kv *opts, bool read_only,
+                    void **state, struct blk_error *err)
+{
+    *state = NULL;
+    return 0;
+}
+
+static void
+null_reopen_done(struct blk_node *bs, void *state)
+{
+}
+
 const struct blk_driver blk_driver_null_co = {
     .name = "null-co",
     .threads = BLK_THREADS_PARALLEL,
@@ -155,6 +169,9 @@ const struct blk_driver blk_driver_null_co = {
     .block_status = null_block_status,
     .get_length = null_get_length,
     .get_allocated_size = null_get_allocated_size,
+    .reopen_prepare = null_reopen_prepare,
+    .reopen_commit = null_reopen_done,
+    .reopen_abort = null_reopen_done,
 };
 
 const struct blk_driver blk_driver_null_aio = {
@@ -170,4 +187,7 @@ const struct blk_driver blk_driver_null_aio = {
     .block_status = null_block_status,
     .get_length = null_get_length,
     .get_allocated_size = null_get_allocated_size,
+    .reopen_prepare = null_reopen_prepare,
+    .reopen_commit = null_reopen_done,
+    .reopen_abort = null_reopen_done,
 };
