@@ -29,5 +29,6 @@ int cmd_measure(int argc, char **argv);
 int cmd_amend(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_bitmap(int argc, char **argv);
 
 #endif
