@@ -457,10 +457,53 @@ parse_number(struct json *js, const struct tok *t)
 
 static struct kv *parse_value(struct json *js);
 
+/* One "key": value into obj; 0 or -EINVAL. */
+static int
+parse_member(struct json *js, struct kv *obj)
+{
+    const struct tok *t;
+    struct kv *key, *val;
+    int r = -EINVAL;
+
+    if (peek(js) == NULL) {
+        return parse_error(js, "premature EOI");
+    }
+    key = parse_value(js);
+    if (key == NULL || key->type != KV_STRING) {
+        parse_error(js, "key is not a string in object");   /* unless set */
+        goto out_free_key;
+    }
+    t = pop(js);
+    if (t == NULL) {
+        parse_error(js, "premature EOI");
+        goto out_free_key;
+    }
+    if (t->type != TOK_COLON) {
+        parse_error(js, "missing : in object pair");
+        goto out_free_key;
+    }
+    val = parse_value(js);
+    if (val == NULL) {
+        goto out_free_key;
+    }
+    /* Like QEMU, the value is parsed before the duplicate is noticed. */
+    if (kv_get(obj, key->v.s) != NULL) {
+        kv_free(val);
+        parse_error(js, "duplicate key");
+        goto out_free_key;
+    }
+    kv_set(obj, key->v.s, val);
+    r = 0;
+
+out_free_key:
+    kv_free(key);
+    return r;
+}
+
 static struct kv *
 parse_object(struct json *js)
 {
-    struct kv *obj = kv_new_object(), *key = NULL, *val;
+    struct kv *obj = kv_new_object();
     const struct tok *t;
 
     pop(js);                                    /* '{' */
@@ -474,37 +517,9 @@ parse_object(struct json *js)
         return obj;
     }
     for (;;) {
-        if (peek(js) == NULL) {
-            parse_error(js, "premature EOI");
+        if (parse_member(js, obj) < 0) {
             goto out_free;
         }
-        key = parse_value(js);
-        if (key == NULL || key->type != KV_STRING) {
-            parse_error(js, "key is not a string in object");
-            goto out_free;
-        }
-        t = pop(js);
-        if (t == NULL) {
-            parse_error(js, "premature EOI");
-            goto out_free;
-        }
-        if (t->type != TOK_COLON) {
-            parse_error(js, "missing : in object pair");
-            goto out_free;
-        }
-        val = parse_value(js);
-        if (val == NULL) {
-            goto out_free;
-        }
-        if (kv_get(obj, key->v.s) != NULL) {
-            kv_free(val);
-            parse_error(js, "duplicate key");
-            goto out_free;
-        }
-        kv_set(obj, key->v.s, val);
-        kv_free(key);
-        key = NULL;
-
         t = pop(js);
         if (t == NULL) {
             parse_error(js, "premature EOI");
@@ -520,7 +535,6 @@ parse_object(struct json *js)
     }
 
 out_free:
-    kv_free(key);
     kv_free(obj);
     return NULL;
 }
@@ -705,77 +719,94 @@ split_list(struct kv *list, struct sbuf *path, struct blk_error *err)
     return 0;
 }
 
+/* A fragment of a member name as a key: index fragments normalized. */
+static char *
+fragment(const char *p, size_t len)
+{
+    char *frag = xstrndup(p, len);
+
+    if (len > 0 && strspn(frag, "0123456789") == len) {
+        kv_index_normalize(frag, p, len);
+    }
+    return frag;
+}
+
 /*
- * Put member name (dotted: a path) with value val (taken) into dst; path
- * is dst's path plus "." for messages.  Conflicts as keyval's section 3.
+ * The object member p[0..len) of cur, created if absent; path (cur's path
+ * plus ".") grows by "p.".  NULL with the section 3 error if the member
+ * is there but not an object.
+ */
+static struct kv *
+enter(struct kv *cur, const char *p, size_t len, struct sbuf *path,
+      struct blk_error *err)
+{
+    char *frag = fragment(p, len);
+    struct kv *child = kv_get(cur, frag);
+
+    sbuf_add(path, p, len);
+    if (child == NULL) {
+        child = kv_new_object();
+        kv_set(cur, frag, child);
+    } else if (child->type != KV_OBJECT) {
+        blk_error_set(err, -EINVAL, "Parameters '%s.*' used inconsistently",
+                      path->buf);
+        child = NULL;
+    }
+    sbuf_addch(path, '.');
+    free(frag);
+    return child;
+}
+
+/*
+ * Put member name (dotted: a path) with value val (taken) into dst, as a
+ * keyval item would: objects merge, other values replace (last wins), and
+ * an object meeting a non-object is an error.  path is dst's path plus "."
+ * (empty for the root), for messages.
  */
 static int
 merge_member(struct kv *dst, const char *name, struct kv *val,
              struct sbuf *path, struct blk_error *err)
 {
-    size_t mark = path->len, len;
-    struct kv *cur = dst, *child;
+    size_t mark = path->len;
+    struct kv *cur = dst, *old;
     const char *p = name, *dot;
     char *frag;
     int r = 0;
 
-    for (;;) {
-        dot = strchr(p, '.');
-        len = dot ? (size_t)(dot - p) : strlen(p);
-        frag = xstrndup(p, len);
-        if (len > 0 && strspn(frag, "0123456789") == len) {
-            kv_index_normalize(frag, p, len);
-        }
-        sbuf_add(path, p, len);
-        child = kv_get(cur, frag);
-        if (dot != NULL) {
-            if (child == NULL) {
-                child = kv_new_object();
-                kv_set(cur, frag, child);
-            } else if (child->type != KV_OBJECT) {
-                r = blk_error_set(err, -EINVAL,
-                                  "Parameters '%s.*' used inconsistently",
-                                  path->buf);
-            }
-            free(frag);
-            if (r < 0) {
-                kv_free(val);
-                goto out;
-            }
-            sbuf_addch(path, '.');
-            cur = child;
-            p = dot + 1;
-            continue;
-        }
-        if (val->type == KV_OBJECT) {
-            if (child == NULL) {
-                child = kv_new_object();
-                kv_set(cur, frag, child);
-            } else if (child->type != KV_OBJECT) {
-                r = blk_error_set(err, -EINVAL,
-                                  "Parameters '%s.*' used inconsistently",
-                                  path->buf);
-                kv_free(val);
-                free(frag);
-                goto out;
-            }
-            sbuf_addch(path, '.');
-            r = merge_object(child, val, path, err);
-        } else if (child != NULL && child->type == KV_OBJECT) {
-            r = blk_error_set(err, -EINVAL,
-                              "Parameters '%s.*' used inconsistently",
-                              path->buf);
+    while ((dot = strchr(p, '.')) != NULL) {
+        cur = enter(cur, p, (size_t)(dot - p), path, err);
+        if (cur == NULL) {
+            r = -EINVAL;
             kv_free(val);
-        } else {
-            sbuf_addch(path, '.');
-            if (val->type == KV_LIST) {
-                r = split_list(val, path, err);
-            }
-            kv_set(cur, frag, val);             /* last one wins */
+            goto out;
         }
-        free(frag);
+        p = dot + 1;
+    }
+    if (val->type == KV_OBJECT) {
+        cur = enter(cur, p, strlen(p), path, err);
+        if (cur == NULL) {
+            r = -EINVAL;
+            kv_free(val);
+            goto out;
+        }
+        r = merge_object(cur, val, path, err);
         goto out;
     }
+    frag = fragment(p, strlen(p));
+    old = kv_get(cur, frag);
+    sbuf_adds(path, p);
+    if (old != NULL && old->type == KV_OBJECT) {
+        r = blk_error_set(err, -EINVAL, "Parameters '%s.*' used inconsistently",
+                          path->buf);
+        kv_free(val);
+    } else {
+        sbuf_addch(path, '.');
+        if (val->type == KV_LIST) {
+            r = split_list(val, path, err);
+        }
+        kv_set(cur, frag, val);
+    }
+    free(frag);
 out:
     sbuf_setlen(path, mark);
     return r;

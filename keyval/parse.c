@@ -207,6 +207,30 @@ struct parser {
     struct blk_error *err;
 };
 
+/* Bytes of the fragment at s: an index (not first) or a name; 0 if none. */
+static size_t
+fragment_len(const char *s, bool first)
+{
+    size_t len = 0;
+
+    if (first || !is_digit(*s)) {
+        return kv_name_len(s);
+    }
+    while (is_digit(s[len])) {
+        len++;
+    }
+    return len;
+}
+
+/* The conflict error, naming the key up to end; returns NULL. */
+static struct kv *
+inconsistent(struct parser *ps, const char *key, const char *end)
+{
+    blk_error_set(ps->err, -EINVAL, "Parameters '%.*s.*' used inconsistently",
+                  (int)(end - key), key);
+    return NULL;
+}
+
 /*
  * Walk key[0..key_end) from the root, creating objects for all but the
  * last fragment, and store the last fragment (normalized) in leaf.
@@ -222,13 +246,7 @@ walk_key(struct parser *ps, const char *key, const char *key_end,
     size_t len, depth = 0;
 
     for (;;) {
-        if (s != key && is_digit(*s)) {
-            for (len = 0; is_digit(s[len]); len++) {
-                continue;
-            }
-        } else {
-            len = kv_name_len(s);
-        }
+        len = fragment_len(s, s == key);
         if (len == 0 || (s + len < key_end && s[len] != '.')) {
             blk_error_set(ps->err, -EINVAL, "Invalid parameter '%.*s'",
                           (int)(key_end - key), key);
@@ -254,10 +272,7 @@ walk_key(struct parser *ps, const char *key, const char *key_end,
                 child = kv_new_object();
                 kv_set(cur, leaf, child);
             } else if (child->type != KV_OBJECT) {
-                blk_error_set(ps->err, -EINVAL,
-                              "Parameters '%.*s.*' used inconsistently",
-                              (int)(s - 1 - key), key);
-                return NULL;
+                return inconsistent(ps, key, s - 1);
             }
             cur = child;
         }
@@ -354,9 +369,7 @@ parse_item(struct parser *ps, const char *s)
         free(old->v.s);                 /* last one wins */
         old->v.s = sbuf_detach(&ps->value);
     } else {
-        blk_error_set(ps->err, -EINVAL,
-                      "Parameters '%.*s.*' used inconsistently",
-                      (int)(key_end - key), key);
+        inconsistent(ps, key, key_end);
         return NULL;
     }
     return next;
