@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/blk-io/bitmap.h"
 #include "cmd/blk-io/blk-io.h"
 #include "util/xalloc.h"
 
@@ -26,6 +27,23 @@ const struct io_cmd io_cmds[] = {
       "asynchronously writes a number of bytes", io_help_aio_write },
     { "alloc", "a", io_cmd_alloc, 1, 2, true, false, "offset [count]",
       "checks if offset is allocated in the file", NULL },
+    { "bitmap", NULL, io_cmd_bitmap_dump, 3, 3, false, false,
+      "dump node name", "prints the dirty and clean extents of a dirty bitmap",
+      io_help_bitmap_dump },
+    { "block-dirty-bitmap-add", NULL, io_cmd_bitmap_add, 1, -1, false, false,
+      "ARGS", "creates a dirty bitmap (keyval or JSON BlockDirtyBitmapAdd)",
+      io_help_bitmap_add },
+    { "block-dirty-bitmap-clear", NULL, io_cmd_bitmap_clear, 1, -1, false,
+      false, "ARGS", "marks a dirty bitmap clean (node, name)", NULL },
+    { "block-dirty-bitmap-disable", NULL, io_cmd_bitmap_disable, 1, -1, false,
+      false, "ARGS", "stops a dirty bitmap recording (node, name)", NULL },
+    { "block-dirty-bitmap-enable", NULL, io_cmd_bitmap_enable, 1, -1, false,
+      false, "ARGS", "starts a dirty bitmap recording (node, name)", NULL },
+    { "block-dirty-bitmap-merge", NULL, io_cmd_bitmap_merge, 1, -1, false,
+      false, "ARGS", "merges dirty bitmaps into one (BlockDirtyBitmapMerge)",
+      io_help_bitmap_merge },
+    { "block-dirty-bitmap-remove", NULL, io_cmd_bitmap_remove, 1, -1, false,
+      false, "ARGS", "deletes a dirty bitmap (node, name)", NULL },
     { "blockdev-add", NULL, io_cmd_blockdev_add, 1, -1, false, false,
       "OPTIONS", "opens a block node (keyval or JSON BlockdevOptions)",
       io_help_blockdev_add },

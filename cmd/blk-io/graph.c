@@ -43,7 +43,9 @@ io_cmd_blockdev_add(struct io_state *st, int argc, char **argv)
     opts = kv_parse_typed(s, "BlockdevOptions", &help, &help_text, &err);
     free(s);
     if (help) {
-        io_printf(st, "%s", help_text.buf);
+        io_printf(st, "%s%s", help_text.buf,
+                  help_text.len > 0 && help_text.buf[help_text.len - 1] != '\n'
+                  ? "\n" : "");
         sbuf_release(&help_text);
         kv_free(opts);
         return 0;
@@ -69,6 +71,23 @@ io_cmd_blockdev_add(struct io_state *st, int argc, char **argv)
     return 0;
 }
 
+static bool
+is_child_of_any(struct io_state *st, const struct blk_node *n)
+{
+    struct blk_node *bs = NULL;
+    struct blk_child *c;
+
+    while ((bs = blk_graph_next_node(st->graph, bs)) != NULL) {
+        for (c = blk_node_next_child(bs, NULL); c != NULL;
+             c = blk_node_next_child(bs, c)) {
+            if (blk_child_node(c) == n) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 int
 io_cmd_blockdev_del(struct io_state *st, int argc, char **argv)
 {
@@ -87,6 +106,12 @@ io_cmd_blockdev_del(struct io_state *st, int argc, char **argv)
     if (st->added[i] == st->node) {
         io_report(st, "Node '%s' is busy: it is the current node (select "
                   "another one first)", name);
+        return -EBUSY;
+    }
+    if (is_child_of_any(st, st->added[i]) ||
+        (st->be != NULL && blk_backend_root(st->be) == st->added[i])) {
+        io_report(st, "Node '%s' is busy: another node or a backend uses it",
+                  name);
         return -EBUSY;
     }
     if (blk_node_in_flight(st->added[i]) > 0) {
@@ -188,23 +213,6 @@ io_cmd_query_nodes(struct io_state *st, int argc, char **argv)
 }
 
 /* ---- graph: roots first, children indented under their parents ---------- */
-
-static bool
-is_child_of_any(struct io_state *st, const struct blk_node *n)
-{
-    struct blk_node *bs = NULL;
-    struct blk_child *c;
-
-    while ((bs = blk_graph_next_node(st->graph, bs)) != NULL) {
-        for (c = blk_node_next_child(bs, NULL); c != NULL;
-             c = blk_node_next_child(bs, c)) {
-            if (blk_child_node(c) == n) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
 
 static void
 draw_node(struct io_state *st, struct blk_node *bs, struct sbuf *prefix,

@@ -13,6 +13,7 @@
 #include <sys/time.h>
 
 #include "config.h"
+#include "cmd/blk-io/bitmap.h"
 #include "cmd/blk-io/blk-io.h"
 #include "keyval/schema.h"
 #include "util/sbuf.h"
@@ -39,6 +40,12 @@ static const struct {
     const char *name;
     qmp_fn *fn;
 } qmp_cmds[] = {
+    { "block-dirty-bitmap-add", io_qmp_bitmap_add },
+    { "block-dirty-bitmap-clear", io_qmp_bitmap_clear },
+    { "block-dirty-bitmap-disable", io_qmp_bitmap_disable },
+    { "block-dirty-bitmap-enable", io_qmp_bitmap_enable },
+    { "block-dirty-bitmap-merge", io_qmp_bitmap_merge },
+    { "block-dirty-bitmap-remove", io_qmp_bitmap_remove },
     { "blockdev-add", qmp_blockdev_add },
     { "blockdev-del", qmp_blockdev_del },
     { "human-monitor-command", qmp_hmp },
