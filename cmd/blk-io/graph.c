@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/blk-io/bitmap.h"
 #include "cmd/blk-io/blk-io.h"
 #include "keyval/schema.h"
 #include "util/sbuf.h"
@@ -150,7 +151,7 @@ backing_depth(const struct blk_node *bs)
 static struct kv *
 node_info(struct blk_node *bs)
 {
-    struct kv *o = kv_new_object(), *img, *cache;
+    struct kv *o = kv_new_object(), *img, *cache, *bitmaps;
     const char *fn = blk_node_get_filename(bs);
     struct blk_node *backing = blk_node_backing(bs);
     int64_t len = blk_node_get_length(bs), alloc;
@@ -165,6 +166,10 @@ node_info(struct blk_node *bs)
         kv_set(o, "backing_file", kv_new_str(bfn ? bfn : ""));
     }
     kv_set(o, "backing_file_depth", kv_new_int(backing_depth(bs)));
+    bitmaps = io_bitmap_query(bs);
+    if (bitmaps != NULL) {
+        kv_set(o, "dirty-bitmaps", bitmaps);
+    }
     kv_set(o, "encrypted", kv_new_bool(false));
     kv_set(o, "detect_zeroes", kv_new_str(kv_get_str(blk_node_options(bs),
                                                      "detect-zeroes", "off")));
