@@ -261,7 +261,7 @@ io_help_bitmap_add(struct io_state *st)
               " creates a dirty bitmap on a node (QEMU's BlockDirtyBitmapAdd)\n"
               "\n"
               " Example:\n"
-              " 'block-dirty-bitmap-add node=disk,name=b0,granularity=64k,persistent=on'\n"
+              " 'block-dirty-bitmap-add node=disk,name=b0,granularity=65536,persistent=on'\n"
               "\n"
               " node is a node-name (or a backend name: its root node now); the\n"
               " bitmap records every write, write-zeroes and discard on that node\n"
