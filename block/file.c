@@ -45,7 +45,7 @@ struct file_state {
     bool is_reg;                /* a regular file */
     bool use_lock;
     char locking[8];            /* the option as given: auto, on, off */
-    bool dynamic_ro;            /* auto-read-only: fd is O_RDWR only while written */
+    bool dynamic_ro;            /* auto-read-only: O_RDWR only while written */
     bool fd_rw;                 /* fd is open O_RDWR */
     int base_flags;             /* O_CLOEXEC, O_DIRECT */
     uint32_t align;             /* request alignment (O_DIRECT), else 1 */
@@ -530,7 +530,7 @@ file_close(struct blk_node *bs)
     }
 }
 
-/* ---- reopen ----------------------------------------------------------------- */
+/* ---- reopen -------------------------------------------------------------- */
 
 struct file_reopen {
     int fd;                     /* the new description, or -1 to keep ours */
@@ -581,7 +581,8 @@ file_reopen_prepare(struct blk_node *bs, const struct kv *opts,
     rs->dynamic_ro = !read_only && kv_get_bool(opts, "auto-read-only", false);
     rs->fd_rw = !read_only && (!rs->dynamic_ro || writers);
     if (rs->fd_rw != s->fd_rw) {
-        rs->fd = open(filename, (rs->fd_rw ? O_RDWR : O_RDONLY) | s->base_flags);
+        rs->fd = open(filename,
+                      (rs->fd_rw ? O_RDWR : O_RDONLY) | s->base_flags);
         if (rs->fd < 0) {
             r = blk_error_setsys(err, -errno, "Could not reopen '%s'",
                                  filename);
@@ -630,7 +631,7 @@ file_reopen_abort(struct blk_node *bs, void *state)
     free(rs);
 }
 
-/* ---- I/O ------------------------------------------------------------------ */
+/* ---- I/O ----------------------------------------------------------------- */
 
 static int
 rw_error(struct blk_node *bs, int r, bool write, struct blk_error *err)
@@ -993,7 +994,10 @@ file_get_length(struct blk_node *bs)
     if (n < 0) {
         return n;
     }
-    return n > INT64_MAX - (SECTOR - 1) ? n : (n + SECTOR - 1) / SECTOR * SECTOR;
+    if (n > INT64_MAX - (SECTOR - 1)) {
+        return n;
+    }
+    return (n + SECTOR - 1) / SECTOR * SECTOR;
 }
 
 static int64_t
@@ -1151,7 +1155,7 @@ file_truncate(struct blk_node *bs, uint64_t len, bool exact,
     return regular_truncate(s->fd, (uint64_t)cur, len, prealloc, err);
 }
 
-/* ---- create --------------------------------------------------------------- */
+/* ---- create -------------------------------------------------------------- */
 
 static int
 parse_prealloc(const char *s, enum blk_prealloc *p)

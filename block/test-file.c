@@ -22,7 +22,8 @@
 #include "keyval/schema.h"
 #include "util/xalloc.h"
 
-static char dir[] = "/tmp/blk-test-file-XXXXXX";
+/* mkdtemp's template; its last six characters become X at startup */
+static char dir[] = "/tmp/blk-test-file-______";
 
 static char *
 path(const char *name)
@@ -158,7 +159,7 @@ test_open_errors(void)
     free(p);
 }
 
-/* ---- file: I/O -------------------------------------------------------------- */
+/* ---- file: I/O ----------------------------------------------------------- */
 
 static void
 test_rw(void)
@@ -278,7 +279,8 @@ test_eof(void)
     memset(rd, 0xee, sizeof(rd));
     CHECK_INT(blk_node_pread(bs, 4096, rd, 512, &err), 0);
     CHECK(rd[0] == 0x5a && rd[1] == 0 && rd[511] == 0);
-    CHECK_INT(blk_node_block_status(blk_node_file(bs), 4096, 512, &st, &err), 0);
+    CHECK_INT(blk_node_block_status(blk_node_file(bs), 4096, 512, &st, &err),
+              0);
     CHECK(st.flags & BLK_STATUS_DATA);
     CHECK_INT(blk_node_pread(bs, 4608, rd, 1, &err), -EIO);
     blk_error_clear(&err);
@@ -405,7 +407,7 @@ out:
     free(p);
 }
 
-/* ---- locking ---------------------------------------------------------------- */
+/* ---- locking ------------------------------------------------------------- */
 
 /* Open fn as raw with a backend taking perm and sharing shared. */
 static struct blk_backend *
@@ -751,7 +753,7 @@ out:
     free(p);
 }
 
-/* ---- raw ---------------------------------------------------------------------- */
+/* ---- raw ----------------------------------------------------------------- */
 
 static void
 test_raw_window(void)
@@ -814,7 +816,8 @@ test_raw_window(void)
         blk_node_unref(bs);
     }
 
-    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,offset=2097152", p);
+    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,"
+                  "offset=2097152", p);
     CHECK(open_opts(g, s, 0, &err) == NULL);
     CHECK(strstr(err.msg, "Offset (2097152) cannot be greater than size of "
                           "the containing file (1048576)") != NULL);
@@ -836,7 +839,8 @@ test_raw_window(void)
     free(s);
 
     /* without size: the rest of the file, resizable */
-    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,offset=4096", p);
+    s = xasprintf("driver=raw,file.driver=file,file.filename=%s,"
+                  "offset=4096", p);
     bs = open_opts(g, s, BLK_OPEN_RDWR, &err);
     free(s);
     CHECK(bs != NULL);
@@ -852,7 +856,7 @@ test_raw_window(void)
     free(p);
 }
 
-/* ---- null ---------------------------------------------------------------------- */
+/* ---- null ---------------------------------------------------------------- */
 
 static uint64_t
 now_ns(void)
@@ -1031,7 +1035,7 @@ test_parallel(void)
     free(p);
 }
 
-/* ---- the --hold helper ------------------------------------------------------- */
+/* ---- the --hold helper --------------------------------------------------- */
 
 static int
 hold_main(const char *img, const char *secs)
@@ -1071,6 +1075,7 @@ main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--hold") == 0) {
         return hold_main(argv[2], argv[3]);
     }
+    memset(dir + strlen(dir) - 6, 'X', 6);
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
         return 1;
