@@ -331,7 +331,7 @@ utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
-/* "\uXXXX" at p (token ends at tend) into *cp, surrogate pairs joined. */
+/* "\uHHHH" at p (token ends at tend) into *cp, surrogate pairs joined. */
 static int
 unicode_escape(struct json *js, const char *p, const char *tend,
                const char **after, unsigned *cp)

@@ -494,7 +494,7 @@ utf8_next(const unsigned char **p)
 
 /*
  * A JSON string literal the way QEMU writes one: the usual two-character
- * escapes, \uXXXX (upper case) for control characters and everything
+ * escapes, \uHHHH (upper case) for control characters and everything
  * beyond ASCII (surrogate pairs above the BMP), U+FFFD for invalid UTF-8.
  * So output is always ASCII and byte-identical to qemu-img's.
  */

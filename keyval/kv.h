@@ -90,7 +90,7 @@ struct kv *kv_lookup(const struct kv *root, const char *path);
 /*
  * One line of JSON, members in order, integers exact, no spaces.  Strings
  * are escaped as QEMU writes them: output is ASCII, non-ASCII and control
- * characters as \uXXXX, invalid UTF-8 as U+FFFD (so non-UTF-8 keyval
+ * characters as \uHHHH, invalid UTF-8 as U+FFFD (so non-UTF-8 keyval
  * values do not survive a trip through JSON).
  */
 void kv_to_json(const struct kv *kv, struct sbuf *out);
