@@ -753,9 +753,15 @@ img_block_status_chain(struct blk_node *bs, uint64_t off, uint64_t len,
         backing = blk_node_backing(cur);
         blen = backing != NULL ? blk_node_get_length(backing) : -1;
         if (backing == NULL || blen < 0 || off >= (uint64_t)blen) {
-            /* nothing below: reads as zeroes, allocated nowhere */
-            st->flags = BLK_STATUS_ZERO;
-            st->file = NULL;
+            /*
+             * Nothing below: reads as zeroes, allocated nowhere.  A
+             * mapping the layer gave (an allocated cluster whose
+             * subcluster is not) stays, as in QEMU.
+             */
+            st->flags = (st->flags & BLK_STATUS_OFFSET_VALID) | BLK_STATUS_ZERO;
+            if (!(st->flags & BLK_STATUS_OFFSET_VALID)) {
+                st->file = NULL;
+            }
             break;
         }
         if (off + len > (uint64_t)blen) {
