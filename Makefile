@@ -67,6 +67,10 @@ $(BUILD)/fuzz-replay: $(call obj,tests/fuzz/replay.c tests/fuzz/fuzz-keyval.c) $
 $(BUILD)/bench-keyval: $(call obj,bench/keyval.c) $(LIBBLK)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# bench/bitmap.sh: what recording dirty bitmaps cost writes; dumping a 1 TiB bitmap.
+$(BUILD)/bench-bitmap: $(call obj,bench/bitmap.c) $(LIBBLK)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 $(BUILD)/man/%: man/%.pod
 	@mkdir -p $(@D)
 	pod2man --center="blk" --release="blk $$(sed -n 's/.*BLK_VERSION "\(.*\)"/\1/p' config.h)" \
