@@ -160,11 +160,15 @@ write_entry(struct qcow2 *q, struct qcow2_cache *c, int i,
         return 0;
     }
     if (c->depends != NULL) {
-        r = qcow2_cache_flush(q, c->depends, err);
+        /* Cleared first: two caches may depend on each other. */
+        struct qcow2_cache *dep = c->depends;
+
+        c->depends = NULL;
+        r = qcow2_cache_flush(q, dep, err);
         if (r < 0) {
+            c->depends = dep;
             return r;
         }
-        c->depends = NULL;
     }
     r = qcow2_pre_write_check(q, c->overlap_kind, c->e[i].offset,
                               c->table_size, false, err);
