@@ -30,6 +30,44 @@ file_opts(const char *filename)
     return f;
 }
 
+/*
+ * Command-line filenames with a protocol prefix blk implements
+ * ("null-co://", "null-aio://"), as QEMU parses them; NULL for plain
+ * paths.  Names read from images never come here.
+ */
+static struct kv *
+protocol_opts(const char *name)
+{
+    static const char *const protos[] = { "null-co", "null-aio" };
+    size_t i, n;
+
+    for (i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
+        n = strlen(protos[i]);
+        if (strncmp(name, protos[i], n) == 0 && strncmp(name + n, "://", 3) == 0) {
+            struct kv *o = kv_new_object();
+
+            kv_set(o, "driver", kv_new_str(protos[i]));
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * QEMU's bdrv_fill_options: a "file" child given only as a filename gets
+ * the file driver.  Applied before validation to --image-opts and json:.
+ */
+static void
+fill_protocol(struct kv *opts)
+{
+    struct kv *f = kv_get(opts, "file");
+
+    if (f != NULL && f->type == KV_OBJECT && kv_get(f, "driver") == NULL &&
+        kv_get(f, "filename") != NULL) {
+        kv_set(f, "driver", kv_new_str("file"));
+    }
+}
+
 /* The best-scoring format for the first bytes of bs; "raw" if none claims it. */
 static const char *
 probe_format(struct blk_node *bs, struct blk_error *err)
@@ -165,19 +203,31 @@ blk_open_image(struct blk_graph *g, const char *name, const char *fmt,
     bool help = false;
 
     if (image_opts) {
+        bool is_json = false;
+
         if (fmt != NULL) {
             blk_error_set(err, -EINVAL, "--image-opts and --format are "
                           "mutually exclusive");
             return NULL;
         }
-        opts = kv_parse_typed(name, "BlockdevOptions", NULL, NULL, err);
+        opts = kv_parse(name, "driver", NULL, &is_json, err);
+        if (opts != NULL) {
+            fill_protocol(opts);
+            if (kv_validate(opts, kv_schema_lookup("BlockdevOptions"),
+                            is_json ? KV_MODE_JSON : KV_MODE_KEYVAL, err) < 0) {
+                kv_free(opts);
+                opts = NULL;
+            }
+        }
     } else if (kv_is_json_filename(name)) {
         opts = kv_parse_json_filename(name, err);
-        if (opts != NULL &&
-            kv_validate(opts, kv_schema_lookup("BlockdevOptions"),
-                        KV_MODE_LENIENT, err) < 0) {
-            kv_free(opts);
-            opts = NULL;
+        if (opts != NULL) {
+            fill_protocol(opts);
+            if (kv_validate(opts, kv_schema_lookup("BlockdevOptions"),
+                            KV_MODE_LENIENT, err) < 0) {
+                kv_free(opts);
+                opts = NULL;
+            }
         }
         if (opts != NULL && fmt != NULL &&
             strcmp(kv_get_str(opts, "driver", ""), fmt) != 0) {
@@ -187,6 +237,8 @@ blk_open_image(struct blk_graph *g, const char *name, const char *fmt,
             kv_free(opts);
             return NULL;
         }
+    } else if ((opts = protocol_opts(name)) != NULL) {
+        /* "null-co://": the protocol driver itself, no format on top. */
     } else {
         return open_file_probed(g, name, fmt, flags, false, err);
     }

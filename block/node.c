@@ -248,6 +248,9 @@ blk_perm_name(unsigned bit)
  * (data/metadata) follows QEMU's defaults: a writable parent writes and
  * resizes, and nobody else may write or resize under a format driver.
  * Backing files are only read, and everything is shared on them.
+ * Limitation: permissions follow the parent's read-only state, not the
+ * permissions its own parents take (QEMU propagates those); tools open
+ * their images directly, so the two agree for every tool.
  */
 void
 blk_child_default_perm(struct blk_node *parent, unsigned role,
@@ -259,11 +262,16 @@ blk_child_default_perm(struct blk_node *parent, unsigned role,
         *perm = BLK_PERM_CONSISTENT_READ;
         *shared = BLK_PERM_ALL;
     } else if (role & BLK_ROLE_FILTERED) {
+        /*
+         * A filter (raw, throttle) stands for its parent: it reads, writes
+         * when writable, and shares everything, as QEMU's qemu-io and
+         * qemu-img do through a raw node (lock bytes 100 and 101 only).
+         */
         *perm = BLK_PERM_CONSISTENT_READ;
         if (writable) {
-            *perm |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
+            *perm |= BLK_PERM_WRITE;
         }
-        *shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+        *shared = BLK_PERM_ALL;
     } else {
         *perm = BLK_PERM_CONSISTENT_READ;
         if (writable) {
@@ -287,10 +295,23 @@ child_user(const struct blk_child *c)
  * parent that takes what another does not share, and tell the driver
  * (which locks the image file).  On failure nothing changed.
  */
+/* A filtered edge passes on what the filter's own parents take and share. */
+static void
+filtered_perm(const struct blk_node *parent, unsigned *perm, unsigned *shared)
+{
+    if (parent->parents != NULL) {
+        *perm = parent->perm;
+        *shared = parent->shared;
+    } else {
+        blk_child_default_perm((struct blk_node *)parent, BLK_ROLE_FILTERED,
+                               perm, shared);
+    }
+}
+
 int
 blk_node_update_perm(struct blk_node *bs, struct blk_error *err)
 {
-    unsigned perm = 0, shared = BLK_PERM_ALL;
+    unsigned perm = 0, shared = BLK_PERM_ALL, old_perm, old_shared;
     struct blk_child *c, *o;
     unsigned bit;
     int r;
@@ -324,8 +345,36 @@ blk_node_update_perm(struct blk_node *bs, struct blk_error *err)
             return r;
         }
     }
+    old_perm = bs->perm;
+    old_shared = bs->shared;
     bs->perm = perm;
     bs->shared = shared;
+    /* Filters pass their parents' permissions down (QEMU's filter perms). */
+    for (c = bs->children; c != NULL; c = c->next) {
+        unsigned cp, cs, op = c->perm, os = c->shared;
+
+        if (!(c->role & BLK_ROLE_FILTERED)) {
+            continue;
+        }
+        filtered_perm(bs, &cp, &cs);
+        if (cp == op && cs == os) {
+            continue;
+        }
+        c->perm = cp;
+        c->shared = cs;
+        r = blk_node_update_perm(c->child, err);
+        if (r < 0) {
+            c->perm = op;
+            c->shared = os;
+            blk_node_update_perm(c->child, NULL);
+            bs->perm = old_perm;
+            bs->shared = old_shared;
+            if (bs->drv->set_perm != NULL) {
+                bs->drv->set_perm(bs, old_perm, old_shared, NULL);
+            }
+            return r;
+        }
+    }
     return 0;
 }
 
@@ -341,7 +390,11 @@ edge_new(struct blk_node *parent, struct blk_node *child, const char *name,
     c->child = child;
     c->name = xstrdup(name);
     c->role = role;
-    blk_child_default_perm(parent, role, &c->perm, &c->shared);
+    if (role & BLK_ROLE_FILTERED) {
+        filtered_perm(parent, &c->perm, &c->shared);
+    } else {
+        blk_child_default_perm(parent, role, &c->perm, &c->shared);
+    }
     return c;
 }
 
