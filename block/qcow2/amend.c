@@ -69,10 +69,31 @@ expand_entry(struct qcow2 *q, void *slice, uint64_t j, uint64_t l2_rc,
         return 0;
     }
     off = e & QCOW2_L2E_OFFSET_MASK;
+    if (off != 0) {
+        uint64_t rc;
+
+        r = qcow2_get_refcount(q, off >> q->cluster_bits, &rc, err);
+        if (r < 0) {
+            return r;
+        }
+        if (rc > l2_rc) {
+            /*
+             * Better than QEMU 7.2, which zeroes the cluster in place and
+             * so destroys a snapshot's data: the cluster is also
+             * referenced elsewhere, so give this entry a new one.
+             */
+            r = qcow2_update_refcount(q, off, 1, -(int64_t)l2_rc,
+                                      QCOW2_DISCARD_NEVER, err);
+            if (r < 0) {
+                return r;
+            }
+            off = 0;
+        }
+    }
     if (off == 0) {
         int64_t a;
 
-        if (q->backing == NULL) {
+        if (q->backing == NULL && !(e & QCOW2_L2E_OFFSET_MASK)) {
             /* Nothing below: unallocated reads as zeroes too. */
             qcow2_l2_set(q, slice, j, 0);
             qcow2_cache_mark_dirty(q->l2_cache, slice);
