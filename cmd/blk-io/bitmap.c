@@ -364,6 +364,19 @@ io_qmp_bitmap_merge(struct io_state *st, struct qmp *q, const struct kv *args,
 
 /* ---- query-named-block-nodes ---------------------------------------------------- */
 
+/* Dirty bytes as QEMU counts them: whole granules, the last one too. */
+static uint64_t
+qemu_count(struct blk_bitmap *bm)
+{
+    uint64_t count = blk_bitmap_count(bm), size = blk_bitmap_size(bm);
+    uint64_t gran = blk_bitmap_granularity(bm);
+
+    if (count > 0 && size % gran != 0 && blk_bitmap_get(bm, size - 1)) {
+        count += gran - size % gran;
+    }
+    return count;
+}
+
 static struct kv *
 bitmap_info(struct blk_bitmap *bm)
 {
@@ -376,7 +389,7 @@ bitmap_info(struct blk_bitmap *bm)
     kv_set(o, "persistent", kv_new_bool(blk_bitmap_persistent(bm)));
     kv_set(o, "busy", kv_new_bool(blk_bitmap_busy(bm)));
     kv_set(o, "granularity", kv_new_int((int64_t)blk_bitmap_granularity(bm)));
-    kv_set(o, "count", kv_new_int((int64_t)blk_bitmap_count(bm)));
+    kv_set(o, "count", kv_new_int((int64_t)qemu_count(bm)));
     if (inconsistent) {
         kv_set(o, "inconsistent", kv_new_bool(true));
     }

@@ -256,3 +256,10 @@ EOF
         assert_output --partial "\"block-dirty-bitmap-$c\""
     done
 }
+
+@test "query-named-block-nodes: count is in whole granules, as QEMU counts" {
+    "$BLK_IMG" create -q -f qcow2 "$img" 1000448
+    run io 'block-dirty-bitmap-add node=n0,name=b' 'write -q 999000 1' 'query-named-block-nodes'
+    assert_success
+    assert_output --partial '"count": 65536'
+}
