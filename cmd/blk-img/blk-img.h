@@ -29,6 +29,7 @@ int cmd_measure(int argc, char **argv);
 int cmd_amend(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_dd(int argc, char **argv);
 int cmd_bitmap(int argc, char **argv);
 
 #endif

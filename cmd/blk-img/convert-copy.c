@@ -261,8 +261,9 @@ plan(struct engine *e, uint64_t off)
             n = j->parts[part].len - rel;
         }
         for (;;) {
-            r = (j->status ? j->status : cv_status_chain)(j, part, rel, n, &st,
-                                                          &count, &err);
+            r = (j->status ? j->status : cv_status_chain)(j, part,
+                                                          rel + j->src_offset,
+                                                          n, &st, &count, &err);
             if (r >= 0) {
                 break;
             }
@@ -664,7 +665,7 @@ start_read(struct slot *s)
     s->iov.iov_base = s->buf + s->pos;
     s->iov.iov_len = n;
     s->req.op = BLK_OP_READ;
-    s->req.offset = abs - part_off;
+    s->req.offset = abs - part_off + j->src_offset;
     s->req.length = n;
     s->req.iov = &s->iov;
     s->req.iovcnt = 1;

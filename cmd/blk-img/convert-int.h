@@ -45,6 +45,7 @@ struct cv_job {
     struct cv_part *parts;
     int nparts;
     uint64_t total;             /* bytes, sum of the parts */
+    uint64_t src_offset;        /* dd skip=: added to every source offset (one part) */
     struct blk_node *target;    /* borrowed */
     /*
      * rebase: read the same range from here too and write only the
