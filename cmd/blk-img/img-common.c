@@ -159,36 +159,29 @@ parse_extensions(struct img_qcow2_header *h, const uint8_t *buf, size_t len,
     }
 }
 
-int
-img_qcow2_read_header(struct blk_node *file, struct img_qcow2_header *h,
-                      struct blk_error *err)
+/* Whether the extension list starting at pos ends within len bytes. */
+static bool
+extensions_end(const uint8_t *buf, size_t len, size_t pos)
 {
-    int64_t flen = blk_node_get_length(file);
-    size_t len = 65536;
+    while (pos + 8 <= len) {
+        uint32_t type = be32(buf + pos), elen = be32(buf + pos + 4);
+
+        if (type == 0) {
+            return true;
+        }
+        pos += 8 + (((size_t)elen + 7) & ~(size_t)7);
+    }
+    return false;
+}
+
+/* Parse the first len bytes of a qcow2 file; false if more bytes are needed. */
+static bool
+parse_header(struct img_qcow2_header *h, const uint8_t *buf, size_t len,
+             bool complete)
+{
     uint64_t boff;
     uint32_t blen, hlen;
-    uint8_t *buf;
-    int r;
 
-    memset(h, 0, sizeof(*h));
-    if (flen < 0) {
-        return blk_error_set(err, (int)flen, "cannot get the image length");
-    }
-    if ((uint64_t)flen < len) {
-        len = (size_t)flen;
-    }
-    if (len < 72) {
-        return blk_error_set(err, -EINVAL, "image is not in qcow2 format");
-    }
-    buf = xmalloc(len);
-    r = blk_node_pread(file, 0, buf, len, err);
-    if (r < 0) {
-        goto out;
-    }
-    if (be32(buf) != 0x514649fbU) {
-        r = blk_error_set(err, -EINVAL, "image is not in qcow2 format");
-        goto out;
-    }
     h->version = be32(buf + 4);
     boff = be64(buf + 8);
     blen = be32(buf + 16);
@@ -206,11 +199,58 @@ img_qcow2_read_header(struct blk_node *file, struct img_qcow2_header *h,
             h->compression_type = buf[104];
         }
     }
+    /* the extensions and the backing file name live in the first cluster */
+    if (!complete && ((boff != 0 && boff + blen > len) ||
+                      !extensions_end(buf, len, hlen))) {
+        return false;
+    }
     if (hlen < len) {
         parse_extensions(h, buf, len, hlen);
     }
     if (boff != 0 && blen > 0 && boff < len && blen <= len - boff) {
         h->backing_file = xstrndup((const char *)buf + boff, blen);
+    }
+    return true;
+}
+
+int
+img_qcow2_read_header(struct blk_node *file, struct img_qcow2_header *h,
+                      struct blk_error *err)
+{
+    int64_t flen = blk_node_get_length(file);
+    size_t len = 4096, max = 2 * 1024 * 1024;
+    uint8_t *buf = NULL;
+    int r;
+
+    memset(h, 0, sizeof(*h));
+    if (flen < 0) {
+        return blk_error_set(err, (int)flen, "cannot get the image length");
+    }
+    for (;;) {
+        bool complete;
+
+        if ((uint64_t)flen < len) {
+            len = (size_t)flen;
+        }
+        complete = len == (uint64_t)flen || len >= max;
+        if (len < 72) {
+            return blk_error_set(err, -EINVAL, "image is not in qcow2 format");
+        }
+        free(buf);
+        buf = xmalloc(len);
+        r = blk_node_pread(file, 0, buf, len, err);
+        if (r < 0) {
+            goto out;
+        }
+        if (be32(buf) != 0x514649fbU) {
+            r = blk_error_set(err, -EINVAL, "image is not in qcow2 format");
+            goto out;
+        }
+        /* a small read is enough unless the metadata runs past it */
+        if (parse_header(h, buf, len, complete)) {
+            break;
+        }
+        len = max;
     }
     r = 0;
 out:
