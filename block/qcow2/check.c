@@ -29,6 +29,7 @@ struct ck {
     uint64_t file_len;          /* bytes */
     uint64_t max;               /* highest countable refcount */
     bool rebuild;               /* the refcount structure needs rebuilding */
+    unsigned fix;               /* BLK_CHECK_FIX_* of the whole check */
 };
 
 enum {
@@ -1225,6 +1226,59 @@ check_read_snapshots(struct ck *ck, struct qcow2_snapshot **sn,
                err->msg);
         return r;
     }
+    for (uint32_t i = 0; q->version >= 3 && i < nb; i++) {
+        if ((*sn)[i].extra_data_size < 16) {
+            ck_log(ck, "%s snapshot table entry %" PRIu32 " is incomplete\n",
+                   ck->fix & BLK_CHECK_FIX_ERRORS ? "Repairing" : "ERROR", i);
+        }
+    }
+    return 0;
+}
+
+/*
+ * v3 snapshot entries must carry vm_state_size_large and disk_size
+ * (QEMU's qcow2_check_fix_snapshot_table).  With FIX_ERRORS the entries
+ * are completed (disk size = the image's) and q's table rewritten.
+ */
+static int
+check_fix_snapshots(struct ck *ck, unsigned fix, struct blk_error *err)
+{
+    struct qcow2 *q = ck->q;
+    struct qcow2_snapshot *sn = q->snapshots;
+    uint32_t nb = q->nb_snapshots, bad = 0;
+    int r;
+
+    if (q->version < 3) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < nb; i++) {
+        if (sn[i].extra_data_size < 16) {
+            ck->res->corruptions++;
+            bad++;
+        }
+    }
+    if (bad == 0 || !(fix & BLK_CHECK_FIX_ERRORS)) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < nb; i++) {
+        struct qcow2_snapshot *s = &sn[i];
+
+        if (s->extra_data_size < 16) {
+            s->disk_size = q->size;
+        }
+        if (s->extra_data_size < 24) {
+            s->icount = UINT64_MAX;
+            s->extra_data_size = 24;
+        }
+    }
+    r = qcow2_snapshot_write_table(q, err);
+    if (r < 0) {
+        ck_log(ck, "ERROR failed to update snapshot table: %s\n", err->msg);
+        ck->res->check_errors++;
+        return r;
+    }
+    ck->res->corruptions -= (int)bad;
+    ck->res->corruptions_fixed += (int)bad;
     return 0;
 }
 
@@ -1236,7 +1290,7 @@ qcow2_check(struct blk_node *bs, struct blk_check_result *res, unsigned fix,
     struct sbuf *log = res->log;
     struct qcow2_snapshot *sn = NULL;
     struct ck ck;
-    uint64_t sn_size = 0, saved_off, saved_size;
+    uint64_t sn_size = 0;
     int64_t flen;
     int r;
 
@@ -1248,6 +1302,7 @@ qcow2_check(struct blk_node *bs, struct blk_check_result *res, unsigned fix,
     memset(&ck, 0, sizeof(ck));
     ck.q = q;
     ck.res = res;
+    ck.fix = fix;
     ck.max = q->refcount_max < UINT32_MAX ? q->refcount_max : UINT32_MAX;
 
     pthread_mutex_lock(&q->lock);
@@ -1274,15 +1329,22 @@ qcow2_check(struct blk_node *bs, struct blk_check_result *res, unsigned fix,
         r = blk_error_set(err, -ENOMEM, "Cannot allocate memory");
         goto out;
     }
-    /* Count the table as read now, not as the open saw it. */
-    saved_off = q->snapshots_offset;
-    saved_size = q->snapshots_size;
+    /*
+     * The table as read now becomes q's (an open for check skips it), so
+     * that overlap checks during repairs know the snapshots' L1 tables.
+     */
+    qcow2_free_snapshots(q);
+    q->snapshots = sn;
+    q->nb_snapshots = q->h.nb_snapshots;
     q->snapshots_offset = q->h.snapshots_offset;
     q->snapshots_size = sn_size;
-    r = check_refcounts(&ck, fix, sn, q->h.nb_snapshots, err);
-    q->snapshots_offset = saved_off;
-    q->snapshots_size = saved_size;
+    sn = NULL;
+    r = check_refcounts(&ck, fix, q->snapshots, q->nb_snapshots, err);
     res->has_stats = true;
+    if (r < 0) {
+        goto out;
+    }
+    r = check_fix_snapshots(&ck, fix, err);
     if (r < 0) {
         goto out;
     }

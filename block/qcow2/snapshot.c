@@ -43,15 +43,22 @@ read_at(struct qcow2 *q, uint64_t *off, void *buf, size_t len,
     if (len == 0) {
         return 0;
     }
-    if (flen < 0 || *off > (uint64_t)flen || len > (uint64_t)flen - *off) {
-        return blk_error_set(err, -EIO, "Failed to read snapshot table: "
-                             "Input/output error");
+    size_t have = 0;
+
+    if (flen < 0) {
+        return blk_error_set(err, (int)flen, "Failed to read snapshot table");
     }
-    r = blk_child_pread(q->file, *off, buf, len, err);
+    /* Past the end of the file reads as zeroes, as in QEMU. */
+    if (*off < (uint64_t)flen) {
+        have = (uint64_t)flen - *off < len ? (size_t)((uint64_t)flen - *off)
+                                           : len;
+    }
+    r = have ? blk_child_pread(q->file, *off, buf, have, err) : 0;
     if (r < 0) {
         blk_error_prefix(err, "Failed to read snapshot table: ");
         return r;
     }
+    memset((uint8_t *)buf + have, 0, len - have);
     *off += len;
     return 0;
 }
@@ -217,8 +224,8 @@ build_table(const struct qcow2 *q, uint64_t *len)
  * Write the in-memory table to newly allocated clusters, point the
  * header at it, then free the old table (QEMU's qcow2_write_snapshots).
  */
-static int
-write_table(struct qcow2 *q, struct blk_error *err)
+int
+qcow2_snapshot_write_table(struct qcow2 *q, struct blk_error *err)
 {
     uint64_t len = 0;
     uint8_t *buf = build_table(q, &len), hdr[12];
@@ -597,7 +604,7 @@ create_locked(struct qcow2 *q, const char *name, struct blk_error *err)
     nl = xrealloc(q->snapshots, (q->nb_snapshots + 1) * sizeof(*nl));
     q->snapshots = nl;
     q->snapshots[q->nb_snapshots++] = sn;
-    r = write_table(q, err);
+    r = qcow2_snapshot_write_table(q, err);
     if (r < 0) {
         q->nb_snapshots--;
         goto out_free;
@@ -740,7 +747,7 @@ delete_locked(struct qcow2 *q, const char *name, struct blk_error *err)
     memmove(&q->snapshots[i], &q->snapshots[i + 1],
             (q->nb_snapshots - (uint32_t)i - 1) * sizeof(sn));
     q->nb_snapshots--;
-    r = write_table(q, err);
+    r = qcow2_snapshot_write_table(q, err);
     if (r < 0) {
         /* Put it back: nothing changed on disk. */
         memmove(&q->snapshots[i + 1], &q->snapshots[i],
