@@ -38,7 +38,8 @@ blk_bitmap_qmp_check(struct blk_bitmap *bm, unsigned checks,
         return blk_error_set(err, -EBUSY, "Bitmap '%s' is currently in use "
                              "by another operation and cannot be used", name);
     }
-    if ((checks & BLK_BITMAP_CHECK_RO) &&
+    /* QEMU marks the bitmaps it loads from a read-only image read-only */
+    if ((checks & BLK_BITMAP_CHECK_RO) && blk_bitmap_persistent(bm) &&
         blk_node_is_read_only(blk_bitmap_node(bm))) {
         return blk_error_set(err, -EPERM, "Bitmap '%s' is readonly and "
                              "cannot be modified", name);
@@ -180,7 +181,8 @@ blk_bitmap_qmp_remove(struct blk_node *bs, const char *name,
     if (bm == NULL) {
         return -ENOENT;
     }
-    r = blk_bitmap_qmp_check(bm, BLK_BITMAP_CHECK_BUSY, err);
+    r = blk_bitmap_qmp_check(bm, BLK_BITMAP_CHECK_BUSY | BLK_BITMAP_CHECK_RO,
+                             err);
     if (r < 0) {
         return r;
     }

@@ -37,10 +37,11 @@ struct blk_bitmap *blk_bitmap_qmp_lookup(struct blk_node *bs, const char *name,
 
 /*
  * Check that bm may be used: busy ("... is currently in use by another
- * operation and cannot be used", -EBUSY), read-only node ("... is
- * readonly and cannot be modified", -EPERM), inconsistent ("Bitmap 'X'
- * is inconsistent and cannot be used", -ESTALE: callers that speak for
- * qemu-img print BLK_BITMAP_INCONSISTENT_HINT on the next line).
+ * operation and cannot be used", -EBUSY), read-only (a persistent bitmap
+ * of a read-only node, as QEMU marks those it loads from a read-only
+ * image: "... is readonly and cannot be modified", -EPERM), inconsistent
+ * ("Bitmap 'X' is inconsistent and cannot be used", -ESTALE: callers that
+ * speak for qemu-img print BLK_BITMAP_INCONSISTENT_HINT on the next line).
  */
 int blk_bitmap_qmp_check(struct blk_bitmap *bm, unsigned checks,
                          struct blk_error *err);
@@ -60,7 +61,7 @@ struct blk_bitmap *blk_bitmap_qmp_add(struct blk_node *bs, const char *name,
                                       uint64_t granularity, bool persistent,
                                       bool disabled, struct blk_error *err);
 
-/* block-dirty-bitmap-remove: lookup, busy check, release. */
+/* block-dirty-bitmap-remove: lookup, busy and read-only checks, release. */
 int blk_bitmap_qmp_remove(struct blk_node *bs, const char *name,
                           struct blk_error *err);
 /* block-dirty-bitmap-clear: lookup, all checks, clear. */

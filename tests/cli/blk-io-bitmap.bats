@@ -263,3 +263,27 @@ EOF
     assert_success
     assert_output --partial '"count": 65536'
 }
+
+@test "qmp: bitmaps loaded from a read-only image are read-only, new ones are not" {
+    "$BLK_IMG" bitmap --add "$img" existing
+    run "$BLK_IO" --qmp <<EOF
+{"execute": "qmp_capabilities"}
+{"execute": "blockdev-add", "arguments": {"driver": "qcow2", "node-name": "n0", "read-only": true, "file": {"driver": "file", "filename": "$img"}}}
+{"execute": "block-dirty-bitmap-add", "arguments": {"node": "n0", "name": "t"}}
+{"execute": "block-dirty-bitmap-clear", "arguments": {"node": "n0", "name": "existing"}}
+{"execute": "block-dirty-bitmap-disable", "arguments": {"node": "n0", "name": "existing"}}
+{"execute": "block-dirty-bitmap-merge", "arguments": {"node": "n0", "target": "existing", "bitmaps": ["t"]}}
+{"execute": "block-dirty-bitmap-remove", "arguments": {"node": "n0", "name": "existing"}}
+{"execute": "block-dirty-bitmap-clear", "arguments": {"node": "n0", "name": "t"}}
+{"execute": "quit"}
+EOF
+    assert_success
+    assert_line --index 3 '{"return":{}}'
+    assert_line --index 4 --partial "\"desc\":\"Bitmap 'existing' is readonly and cannot be modified\""
+    assert_line --index 5 '{"return":{}}'
+    assert_line --index 6 --partial "is readonly and cannot be modified"
+    assert_line --index 7 --partial "is readonly and cannot be modified"
+    assert_line --index 8 '{"return":{}}'
+    run "$BLK_IMG" info "$img"
+    assert_output --partial "name: existing"
+}
