@@ -215,6 +215,15 @@ qcow2_cache_flush(struct qcow2 *q, struct qcow2_cache *c,
 void
 qcow2_cache_set_dependency(struct qcow2_cache *c, struct qcow2_cache *dep)
 {
+    struct blk_error ignored = BLK_ERROR_INIT;
+
+    /* Never a cycle: settle the other direction first (QEMU's rule). */
+    if (dep->depends != NULL) {
+        qcow2_cache_flush(c->q, dep, &ignored);
+    }
+    if (c->depends != NULL && c->depends != dep) {
+        qcow2_cache_flush(c->q, c, &ignored);
+    }
     c->depends = dep;
 }
 

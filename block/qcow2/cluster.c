@@ -679,6 +679,11 @@ qcow2_alloc_for_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
                 cow_end_in(q, el, bl, (unsigned)(in_last >> q->subcluster_bits));
     }
     qcow2_cache_put(q->l2_cache, &slice);
+    if (k == W_KEEP) {
+        /* The cluster stays: only the touched subclusters need filling. */
+        cs_from = off & ~(q->subcluster_size - 1);
+        cs_to = (end + q->subcluster_size - 1) & ~(q->subcluster_size - 1);
+    }
 
     if (k == W_NEW) {
         if (has_data_file(q)) {

@@ -572,7 +572,8 @@ qcow2_build_header_cluster(const struct qcow2 *q, uint8_t *buf, size_t len,
             return r;
         }
     }
-    if (h->version >= 3) {
+    /* QEMU 7.2 leaves the table out of header clusters of 4 KiB and less. */
+    if (h->version >= 3 && len > 4096) {
         r = put_feature_table(buf, len, &pos, err);
         if (r < 0) {
             return r;

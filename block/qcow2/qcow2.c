@@ -337,14 +337,19 @@ write_compressed(struct qcow2 *q, uint64_t off, uint64_t len,
     pthread_mutex_lock(&q->lock);
     r = prepare_write(q, err);
     if (r == 0) {
-        uint64_t n = q->cluster_size, h;
-        enum qcow2_subcluster_type t;
+        /* The L2 table first (QEMU's order), then the data. */
+        uint64_t i;
+        void *slice;
 
-        r = qcow2_get_host_offset(q, off, &n, &h, &t, err);
-        if (r == 0 && t != QCOW2_SC_UNALLOCATED_PLAIN &&
-            t != QCOW2_SC_ZERO_PLAIN) {
-            r = blk_error_set(err, -EIO, "compressed writes can only go to "
-                              "unallocated clusters");
+        r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+        if (r == 0) {
+            uint64_t e = qcow2_l2_get(q, slice, i);
+
+            qcow2_cache_put(q->l2_cache, &slice);
+            if (e & QCOW2_L2E_OFFSET_MASK) {
+                r = blk_error_set(err, -EIO, "compressed writes can only go "
+                                  "to unallocated clusters");
+            }
         }
     }
     if (r == 0) {
@@ -1166,6 +1171,7 @@ qcow2_open(struct blk_node *bs, const struct kv *opts, struct blk_error *err)
         lim.pdiscard_alignment = (uint32_t)q->cluster_size;
         blk_node_set_limits(bs, &lim);
     }
+    qcow2_header_info_release(&hi);
     return 0;
 
 out_fail:

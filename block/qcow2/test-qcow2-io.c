@@ -1,0 +1,456 @@
+/*
+ * test-qcow2-io.c - the qcow2 driver through the block API, against the
+ * real qemu-img/qemu-io 7.2: images QEMU writes read back through blk,
+ * images blk writes pass `qemu-img check` and `qemu-img compare`, create
+ * output equals qemu-img create's byte for byte, and allocation offsets
+ * (`qemu-img map`) match for the same sequence of writes.
+ * Tests needing QEMU are skipped (counted as passes) when it is missing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/unit/unit.h"
+#include "block/block.h"
+#include "util/xalloc.h"
+
+static char dir[] = "/tmp/blk-test-qcow2-XXXXXX";
+static bool have_qemu;
+
+static char *
+path(const char *name)
+{
+    return xasprintf("%s/%s", dir, name);
+}
+
+static int
+sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    int r;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    r = system(cmd);
+    if (r != 0) {
+        fprintf(stderr, "command failed (%d): %s\n", r, cmd);
+    }
+    return r;
+}
+
+/* Run a command and return its stdout (caller frees). */
+static char *
+sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+sh_out(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    FILE *f;
+    char *buf = xzalloc(1 << 16);
+    size_t n;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    f = popen(cmd, "r");
+    if (f == NULL) {
+        return buf;
+    }
+    n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    pclose(f);
+    return buf;
+}
+
+static struct blk_node *
+open_img(struct blk_graph *g, const char *p, bool rw, struct blk_error *err)
+{
+    return blk_open_image(g, p, "qcow2", false,
+                          rw ? BLK_OPEN_RDWR | BLK_OPEN_UNMAP : 0, err);
+}
+
+static int
+create_file(const char *filename, struct blk_error *err)
+{
+    struct kv *o = kv_new_object();
+    int r;
+
+    kv_set(o, "driver", kv_new_str("file"));
+    kv_set(o, "filename", kv_new_str(filename));
+    kv_set(o, "size", kv_new_uint(0));
+    r = blk_create(o, err);
+    kv_free(o);
+    return r;
+}
+
+/* blk's equivalent of `qemu-img create -f qcow2 -o <opts> p size`. */
+static int
+create_qcow2(const char *p, uint64_t size, struct kv *extra,
+             struct blk_error *err)
+{
+    struct kv *o = extra ? extra : kv_new_object();
+    struct kv *f = kv_new_object();
+    int r;
+
+    r = create_file(p, err);
+    if (r < 0) {
+        kv_free(o);
+        kv_free(f);
+        return r;
+    }
+    kv_set(f, "driver", kv_new_str("file"));
+    kv_set(f, "filename", kv_new_str(p));
+    kv_set(o, "driver", kv_new_str("qcow2"));
+    kv_set(o, "file", f);
+    kv_set(o, "size", kv_new_uint(size));
+    r = blk_create(o, err);
+    kv_free(o);
+    return r;
+}
+
+static void
+fill(uint8_t *buf, size_t n, uint8_t v)
+{
+    memset(buf, v, n);
+}
+
+/* ---- reading what QEMU wrote ------------------------------------------ */
+
+static void
+test_read_qemu_image(void)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_graph *g = blk_graph_new();
+    char *p = path("q.qcow2");
+    uint8_t *buf = xmalloc(1 << 20);
+    struct blk_node *bs;
+
+    if (!have_qemu) {
+        CHECK(1);
+        return;
+    }
+    sh("qemu-img create -q -f qcow2 %s 64M", p);
+    sh("qemu-io -c 'write -P 0xab 0 64k' -c 'write -P 0xcd 1M 4k' "
+       "-c 'write -z 2M 64k' -c 'write -c -P 0x11 4M 64k' %s >/dev/null", p);
+    bs = open_img(g, p, false, &err);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        fprintf(stderr, "%s\n", err.msg);
+        goto out;
+    }
+    CHECK_INT(blk_node_get_length(bs), 64 << 20);
+    CHECK_INT(blk_node_pread(bs, 0, buf, 65536, &err), 0);
+    CHECK(buf[0] == 0xab && buf[65535] == 0xab);
+    CHECK_INT(blk_node_pread(bs, (1 << 20) - 512, buf, 8192, &err), 0);
+    CHECK(buf[0] == 0 && buf[512] == 0xcd && buf[4607] == 0xcd &&
+          buf[4608] == 0);
+    CHECK_INT(blk_node_pread(bs, 2 << 20, buf, 65536, &err), 0);
+    CHECK(buf[0] == 0 && buf[65535] == 0);
+    CHECK_INT(blk_node_pread(bs, 4 << 20, buf, 65536, &err), 0);
+    CHECK(buf[0] == 0x11 && buf[65535] == 0x11);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(buf);
+    free(p);
+}
+
+/* ---- create: byte for byte --------------------------------------------- */
+
+struct create_case {
+    const char *qemu_opts;      /* -o for qemu-img */
+    const char *version, *compression;
+    uint64_t cluster_size;
+    int refcount_bits;
+    bool lazy, ext_l2;
+    uint64_t size;
+};
+
+static void
+test_create_identical(void)
+{
+    static const struct create_case cases[] = {
+        { "compat=1.1", "v3", NULL, 65536, 16, false, false, 1 << 30 },
+        { "compat=0.10", "v2", NULL, 65536, 16, false, false, 1 << 20 },
+        { "cluster_size=512", "v3", NULL, 512, 16, false, false, 64 << 20 },
+        { "cluster_size=2M", "v3", NULL, 2 << 20, 16, false, false, 1ULL << 32 },
+        { "refcount_bits=1", "v3", NULL, 65536, 1, false, false, 1 << 30 },
+        { "refcount_bits=64", "v3", NULL, 65536, 64, false, false, 1 << 30 },
+        { "refcount_bits=8,cluster_size=4k", "v3", NULL, 4096, 8, false,
+          false, 100 << 20 },
+        { "extended_l2=on", "v3", NULL, 65536, 16, false, true, 1 << 30 },
+        { "compression_type=zstd", "v3", "zstd", 65536, 16, false, false,
+          1 << 30 },
+        { "lazy_refcounts=on", "v3", NULL, 65536, 16, true, false, 1 << 30 },
+        { "cluster_size=16k,extended_l2=on,refcount_bits=32", "v3", NULL,
+          16384, 32, false, true, 3 << 20 },
+        { "compat=0.10,cluster_size=4k", "v2", NULL, 4096, 16, false, false,
+          0 },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        const struct create_case *c = &cases[i];
+        struct blk_error err = BLK_ERROR_INIT;
+        char *a = path("ref.qcow2"), *b = path("blk.qcow2");
+        struct kv *o = kv_new_object();
+
+        if (!have_qemu) {
+            CHECK(1);
+            continue;
+        }
+        sh("qemu-img create -q -f qcow2 -o %s %s %llu", c->qemu_opts, a,
+           (unsigned long long)c->size);
+        kv_set(o, "version", kv_new_str(c->version));
+        kv_set(o, "cluster-size", kv_new_uint(c->cluster_size));
+        kv_set(o, "refcount-bits", kv_new_int(c->refcount_bits));
+        kv_set(o, "lazy-refcounts", kv_new_bool(c->lazy));
+        kv_set(o, "extended-l2", kv_new_bool(c->ext_l2));
+        if (c->compression != NULL) {
+            kv_set(o, "compression-type", kv_new_str(c->compression));
+        }
+        if (create_qcow2(b, c->size, o, &err) < 0) {
+            fprintf(stderr, "create %s: %s\n", c->qemu_opts, err.msg);
+            CHECK(0);
+        } else {
+            int r = sh("cmp %s %s", a, b);
+
+            if (r != 0) {
+                fprintf(stderr, "create differs: %s\n", c->qemu_opts);
+            }
+            CHECK_INT(r, 0);
+        }
+        free(a);
+        free(b);
+    }
+}
+
+/* ---- writes: qemu-img check, compare, identical layout ---------------- */
+
+struct wop {
+    char kind;                  /* 'w' write, 'z' zero, 'd' discard, 'c' compressed */
+    uint64_t off, len;
+    uint8_t pattern;
+};
+
+static int
+blk_apply(struct blk_node *bs, const struct wop *ops, size_t n,
+          struct blk_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct wop *w = &ops[i];
+        uint8_t *buf = xmalloc(w->len ? w->len : 1);
+        int r = 0;
+
+        fill(buf, w->len, w->pattern);
+        switch (w->kind) {
+        case 'w':
+            r = blk_node_pwrite(bs, w->off, buf, w->len, 0, err);
+            break;
+        case 'c':
+            r = blk_node_pwrite(bs, w->off, buf, w->len, BLK_REQ_COMPRESSED,
+                                err);
+            break;
+        case 'z':
+            r = blk_node_zero(bs, w->off, w->len, 0, err);
+            break;
+        case 'u':
+            r = blk_node_zero(bs, w->off, w->len, BLK_REQ_MAY_UNMAP, err);
+            break;
+        case 'd':
+            r = blk_node_discard(bs, w->off, w->len, err);
+            break;
+        }
+        free(buf);
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+static void
+qemu_apply(const char *p, const struct wop *ops, size_t n)
+{
+    struct sbuf cmd = SBUF_INIT;
+
+    sbuf_addf(&cmd, "qemu-io");
+    for (size_t i = 0; i < n; i++) {
+        const struct wop *w = &ops[i];
+
+        switch (w->kind) {
+        case 'w':
+            sbuf_addf(&cmd, " -c 'write -P %u %llu %llu'", w->pattern,
+                      (unsigned long long)w->off, (unsigned long long)w->len);
+            break;
+        case 'c':
+            sbuf_addf(&cmd, " -c 'write -c -P %u %llu %llu'", w->pattern,
+                      (unsigned long long)w->off, (unsigned long long)w->len);
+            break;
+        case 'z':
+            sbuf_addf(&cmd, " -c 'write -z %llu %llu'",
+                      (unsigned long long)w->off, (unsigned long long)w->len);
+            break;
+        case 'u':
+            sbuf_addf(&cmd, " -c 'write -z -u %llu %llu'",
+                      (unsigned long long)w->off, (unsigned long long)w->len);
+            break;
+        case 'd':
+            sbuf_addf(&cmd, " -c 'discard %llu %llu'",
+                      (unsigned long long)w->off, (unsigned long long)w->len);
+            break;
+        }
+    }
+    sbuf_addf(&cmd, " %s >/dev/null", p);
+    sh("%s", cmd.buf);
+    sbuf_release(&cmd);
+}
+
+/*
+ * Same image (qemu-img create -o opts), same operations: blk's result
+ * passes check, compares equal, maps to the same offsets and has the same
+ * bytes on disk as QEMU's.
+ */
+static void
+same_layout(const char *what, const char *opts, uint64_t size,
+            const struct wop *ops, size_t n, bool want_identical)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_graph *g;
+    struct blk_node *bs;
+    char *a = path("qemu.qcow2"), *b = path("blk.qcow2");
+    char *ma, *mb;
+    int r;
+
+    if (!have_qemu) {
+        CHECK(1);
+        CHECK(1);
+        CHECK(1);
+        return;
+    }
+    sh("qemu-img create -q -f qcow2 -o %s %s %llu", opts, a,
+       (unsigned long long)size);
+    sh("cp %s %s", a, b);
+    qemu_apply(a, ops, n);
+    g = blk_graph_new();
+    bs = open_img(g, b, true, &err);
+    r = bs != NULL ? blk_apply(bs, ops, n, &err) : -1;
+    if (r < 0) {
+        fprintf(stderr, "%s: %s\n", what, err.msg);
+    }
+    CHECK_INT(r, 0);
+    if (bs != NULL) {
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+    r = sh("qemu-img check -q %s", b);
+    if (r == 0) {
+        r = sh("qemu-img compare -q %s %s", a, b);
+    }
+    if (r != 0) {
+        fprintf(stderr, "%s: check/compare failed\n", what);
+    }
+    CHECK_INT(r, 0);
+    ma = sh_out("qemu-img map --output=json %s", a);
+    mb = sh_out("qemu-img map --output=json %s", b);
+    if (strcmp(ma, mb) != 0) {
+        fprintf(stderr, "%s: map differs\nqemu:\n%s\nblk:\n%s\n", what, ma, mb);
+    }
+    CHECK_STR(mb, ma);
+    if (want_identical) {
+        r = sh("cmp %s %s", a, b);
+        if (r != 0) {
+            fprintf(stderr, "%s: image bytes differ\n", what);
+        }
+        CHECK_INT(r, 0);
+    }
+    free(ma);
+    free(mb);
+    free(a);
+    free(b);
+}
+
+static void
+test_layouts(void)
+{
+    static const struct wop simple[] = {
+        { 'w', 0, 65536, 0xab }, { 'w', 1 << 20, 65536, 0xcd },
+    };
+    static const struct wop partial[] = {
+        { 'w', 4096, 512, 0x01 }, { 'w', 70000, 100000, 0x02 },
+        { 'w', 4096, 8192, 0x03 }, { 'w', (1 << 30) - 8192, 8192, 0x04 },
+    };
+    static const struct wop zeroes[] = {
+        { 'w', 0, 196608, 0x55 }, { 'z', 65536, 65536, 0 },
+        { 'u', 131072, 65536, 0 }, { 'z', 1 << 20, 65536, 0 },
+        { 'd', 0, 65536, 0 }, { 'z', 300000, 1000, 0 },
+    };
+    static const struct wop compressed[] = {
+        { 'c', 0, 65536, 0x11 }, { 'c', 65536, 65536, 0x22 },
+        { 'w', 131072, 4096, 0x33 }, { 'w', 0, 512, 0x44 },
+    };
+    static const struct wop extl2[] = {
+        { 'w', 0, 4096, 0x11 }, { 'w', 8192, 2048, 0x22 },
+        { 'z', 65536 * 3, 65536, 0 }, { 'z', 65536 * 4 + 4096, 4096, 0 },
+        { 'w', 65536 * 4, 1000, 0x33 },
+    };
+    static const struct wop small[] = {
+        { 'w', 0, 4096, 0x11 }, { 'w', 1 << 20, 4096, 0x22 },
+        { 'w', 8 << 20, 65536, 0x33 }, { 'w', 20 << 20, 1 << 20, 0x44 },
+    };
+
+    same_layout("simple", "compat=1.1", 1 << 30, simple, ARRAY_SIZE(simple),
+                true);
+    same_layout("partial", "compat=1.1", 1 << 30, partial, ARRAY_SIZE(partial),
+                true);
+    same_layout("v2 partial", "compat=0.10", 1 << 30, partial,
+                ARRAY_SIZE(partial), true);
+    same_layout("zeroes", "compat=1.1", 1 << 30, zeroes, ARRAY_SIZE(zeroes),
+                true);
+    if (getenv("BLK_TEST_ONLY_COMPRESSED")) {
+        same_layout("compressed", "compat=1.1", 1 << 30, compressed, 2, true);
+        return;
+    }
+    same_layout("compressed", "compat=1.1", 1 << 30, compressed,
+                ARRAY_SIZE(compressed), true);
+    same_layout("extended l2", "extended_l2=on", 1 << 30, extl2,
+                ARRAY_SIZE(extl2), false);
+    same_layout("512-byte clusters", "cluster_size=512", 64 << 20, small,
+                ARRAY_SIZE(small), true);
+    same_layout("refcount_bits=1", "refcount_bits=1,cluster_size=1k", 64 << 20,
+                small, ARRAY_SIZE(small), true);
+}
+
+int
+main(void)
+{
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    have_qemu = system("qemu-img --version >/dev/null 2>&1") == 0 &&
+                system("qemu-io --version >/dev/null 2>&1") == 0;
+    test_read_qemu_image();
+    test_create_identical();
+    test_layouts();
+    if (getenv("BLK_TEST_KEEP") != NULL) {
+        fprintf(stderr, "kept %s\n", dir);
+    } else {
+        char cmd[256];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "cleanup failed\n");
+        }
+    }
+    return unit_done();
+}
