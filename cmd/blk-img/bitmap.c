@@ -147,6 +147,28 @@ bitmap_usage(void)
            "         [--image-opts | -f fmt] [-U] filename bitmap\n");
 }
 
+/* qemu-img's checks after option parsing, in its order. */
+static int
+check_usage(size_t nactions, bool bad_granularity, bool bad_src_fmt,
+            bool bad_src_file, bool bad_argc)
+{
+    if (nactions == 0) {
+        blk_img_error("Need at least one of --add, --remove, --clear, "
+                      "--enable, --disable, or --merge");
+    } else if (bad_granularity) {
+        blk_img_error("granularity only supported with --add");
+    } else if (bad_src_fmt) {
+        blk_img_error("-F only supported with -b");
+    } else if (bad_src_file) {
+        blk_img_error("Merge bitmap source file only supported with --merge");
+    } else if (bad_argc) {
+        blk_img_error("Expecting filename and bitmap name");
+    } else {
+        return 0;
+    }
+    return -1;
+}
+
 static int cmd_bitmap_dump(int argc, char **argv);
 
 int
@@ -220,18 +242,9 @@ cmd_bitmap(int argc, char **argv)
         }
     }
     ret = 1;
-    if (n == 0) {
-        blk_img_error("Need at least one of --add, --remove, --clear, "
-                      "--enable, --disable, or --merge");
-    } else if (granularity != 0 && !add) {
-        blk_img_error("granularity only supported with --add");
-    } else if (src_fmt != NULL && src_filename == NULL) {
-        blk_img_error("-F only supported with -b");
-    } else if (src_filename != NULL && !merge) {
-        blk_img_error("Merge bitmap source file only supported with --merge");
-    } else if (optind != argc - 2) {
-        blk_img_error("Expecting filename and bitmap name");
-    } else {
+    if (check_usage(n, granularity != 0 && !add, src_fmt != NULL &&
+                    src_filename == NULL, src_filename != NULL && !merge,
+                    optind != argc - 2) == 0) {
         ret = do_bitmap(argv[optind], fmt, image_opts, src_filename, src_fmt,
                         argv[optind + 1], actions, n, granularity);
     }
