@@ -62,6 +62,14 @@ kill_blk_io() {
     # a disabled bitmap is marked in use too: QEMU cannot tell either
     run "$BLK_IMG" info --output=json "$img"
     assert_output --partial '"in-use"'
+    run "$BLK_IO" -r -c 'query-named-block-nodes' "$img"
+    assert_output --partial '                "name": "p",
+                "recording": false,
+                "persistent": true,
+                "busy": false,
+                "granularity": 65536,
+                "count": 0,
+                "inconsistent": true'
 }
 
 @test "crash: data written before the kill survives and check finds no corruption" {
