@@ -31,6 +31,7 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_dd(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
+int cmd_rebase(int argc, char **argv);
 int cmd_bitmap(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
