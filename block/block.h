@@ -97,6 +97,16 @@ const struct kv *blk_node_options(const struct blk_node *bs);
 /* The cumulative permissions its parents take and share. */
 void blk_node_get_perm(const struct blk_node *bs, unsigned *perm, unsigned *shared);
 
+/*
+ * Reopen bs with changed options (a typed object whose members replace the
+ * node's; NULL for none) and a new read-only state, as one transaction
+ * with the children that hold its data (not backing files): all drivers
+ * prepare, the new permissions and image locks are taken, then all
+ * commit; on any failure nothing changed.  The nodes must be drained.
+ */
+int blk_node_reopen(struct blk_node *bs, const struct kv *changes,
+                    bool read_only, struct blk_error *err);
+
 /* ---- backends: named root attachments ------------------------------------ */
 
 struct blk_backend *blk_backend_new(struct blk_graph *g, const char *name,
