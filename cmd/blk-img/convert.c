@@ -491,8 +491,12 @@ cmd_convert(int argc, char **argv)
         goto out;
     }
     if (!o.skip_create) {
+        bool existed = access(out_filename, F_OK) == 0;
         int r = create_target(&o, out_filename, j.total, &has_backing,
                               &created, &err);
+
+        /* A file creation that failed half way still made the file. */
+        created |= !existed && access(out_filename, F_OK) == 0;
 
         if (r != 0) {
             if (r < 0) {

@@ -247,6 +247,7 @@ cmd_dd(int argc, char **argv)
         }
         size -= pos;
     }
+    created = access(o.out, F_OK) != 0;
     if (create_output(o.out, o.out_fmt, size, &err) < 0) {
         blk_img_error("%s: error while creating output image: %s", o.out,
                       err.msg);

@@ -1,0 +1,200 @@
+#!/usr/bin/env bats
+# blk-img-convert.bats - `blk-img convert` on its own: copies that read
+# back the same, sparseness (holes, -S), qcow2 and compressed targets,
+# concatenation, -n, progress output, and qemu-img's error texts and exit
+# codes (a failed convert leaves no target behind).
+
+load ../helpers
+
+setup() {
+    cd "$BATS_TEST_TMPDIR"
+    # 8 MiB: 1 MiB of 0x11, 2 MiB hole, 1 MiB written zeroes, 1 MiB text, hole
+    truncate -s 8M src.raw
+    head -c 1M /dev/zero | tr '\0' '\021' | dd of=src.raw conv=notrunc status=none
+    dd if=/dev/zero of=src.raw bs=1M seek=3 count=1 conv=notrunc status=none
+    yes "blk convert test line" | head -c 1M |
+        dd of=src.raw bs=1M seek=4 conv=notrunc status=none
+}
+
+# allocated KiB of a file
+alloc_kib() {
+    du -k "$1" | cut -f1
+}
+
+@test "convert: raw to raw reads back the same" {
+    run "$BLK_IMG" convert -f raw -O raw src.raw out.raw
+    assert_success
+    assert_output ""
+    cmp src.raw out.raw
+}
+
+@test "convert: holes and written zeroes become holes in a raw target" {
+    "$BLK_IMG" convert -f raw -O raw src.raw out.raw
+    [ "$(stat -c %s out.raw)" = 8388608 ]
+    # 2 MiB of data: the written zero MiB is detected (-S 4k)
+    [ "$(alloc_kib out.raw)" -le 2200 ]
+}
+
+@test "convert: -S 0 writes every byte" {
+    "$BLK_IMG" convert -S 0 -f raw -O raw src.raw out.raw
+    cmp src.raw out.raw
+    [ "$(alloc_kib out.raw)" -ge 8000 ]
+}
+
+@test "convert: raw to qcow2 to raw round trip" {
+    "$BLK_IMG" convert -f raw -O qcow2 src.raw mid.qcow2
+    [ "$(head -c 4 mid.qcow2 | od -An -tx1 | tr -d ' ')" = 514649fb ]
+    "$BLK_IMG" convert -f qcow2 -O raw mid.qcow2 back.raw
+    cmp src.raw back.raw
+}
+
+@test "convert: qcow2 target allocates no clusters for zeroes" {
+    "$BLK_IMG" convert -f raw -O qcow2 src.raw mid.qcow2
+    # 2 MiB of data + metadata, far below the 8 MiB virtual size
+    [ "$(stat -c %s mid.qcow2)" -lt 3000000 ]
+}
+
+@test "convert: -c writes compressed zlib clusters that read back" {
+    "$BLK_IMG" convert -c -f raw -O qcow2 src.raw c.qcow2
+    "$BLK_IMG" convert -f qcow2 -O raw c.qcow2 back.raw
+    cmp src.raw back.raw
+    [ "$(stat -c %s c.qcow2)" -lt 1500000 ]
+}
+
+@test "convert: -c with compression_type=zstd reads back" {
+    "$BLK_IMG" convert -c -o compression_type=zstd -f raw -O qcow2 src.raw z.qcow2
+    "$BLK_IMG" convert -f qcow2 -O raw z.qcow2 back.raw
+    cmp src.raw back.raw
+}
+
+@test "convert: several sources are concatenated" {
+    head -c 1M /dev/urandom > a.raw
+    "$BLK_IMG" convert -f raw -O raw a.raw src.raw cat.raw
+    cat a.raw src.raw | cmp - cat.raw
+}
+
+@test "convert: -W and -m 1 give the same image" {
+    "$BLK_IMG" convert -W -m 16 -f raw -O qcow2 src.raw w.qcow2
+    "$BLK_IMG" convert -m 1 -f qcow2 -O raw w.qcow2 back.raw
+    cmp src.raw back.raw
+}
+
+@test "convert: -n writes into an existing target and zeroes what the source lacks" {
+    head -c 8M /dev/urandom > t.raw
+    "$BLK_IMG" convert -n -f raw -O raw src.raw t.raw
+    cmp src.raw t.raw
+}
+
+@test "convert: -n into a smaller target fails" {
+    truncate -s 1M small.raw
+    run "$BLK_IMG" convert -n -f raw -O raw src.raw small.raw
+    assert_failure 1
+    assert_output "blk-img: output file is smaller than input file"
+}
+
+@test "convert: -p prints qemu-img's progress lines when not a terminal" {
+    run bash -c "'$BLK_IMG' convert -p -f raw -O raw src.raw out.raw | tr '\r' '\n'"
+    assert_success
+    assert_line --index 0 "    (0.00/100%)"
+    assert_line "    (100.00/100%)"
+    refute_output --partial "ETA"
+}
+
+@test "convert: --progress=json prints one object per report" {
+    run "$BLK_IMG" convert --progress=json -f raw -O raw src.raw out.raw
+    assert_success
+    assert_line --index 0 --regexp '^\{"done":0,"total":[0-9]+,"rate":[0-9]+\}$'
+    assert_line --regexp '^\{"done":([0-9]+),"total":\1,"rate":[0-9]+\}$'
+}
+
+@test "convert: -q prints nothing" {
+    run "$BLK_IMG" convert -q -p -f raw -O raw src.raw out.raw
+    assert_success
+    assert_output ""
+}
+
+@test "convert: missing source is one line and exit 1" {
+    run "$BLK_IMG" convert -O raw nonexist.raw out.raw
+    assert_failure 1
+    assert_output "blk-img: Could not open 'nonexist.raw': Could not open 'nonexist.raw': No such file or directory"
+    [ ! -e out.raw ]
+}
+
+@test "convert: unknown output format" {
+    run "$BLK_IMG" convert -O foo src.raw out.raw
+    assert_failure 1
+    assert_output "blk-img: Unknown file format 'foo'"
+}
+
+@test "convert: unknown source format" {
+    run "$BLK_IMG" convert -f foo src.raw out.raw
+    assert_failure 1
+    assert_output "blk-img: Could not open 'src.raw': Unknown driver 'foo'"
+}
+
+@test "convert: unwritable target directory" {
+    run "$BLK_IMG" convert -O raw src.raw /nonexistdir/out.raw
+    assert_failure 1
+    assert_output "blk-img: /nonexistdir/out.raw: error while converting raw: Could not create '/nonexistdir/out.raw': No such file or directory"
+}
+
+@test "convert: option checks use qemu-img's words" {
+    run "$BLK_IMG" convert -m 17 src.raw o.raw
+    assert_failure 1
+    assert_output "blk-img: Invalid number of coroutines. Allowed number of coroutines is between 1 and 16"
+    run "$BLK_IMG" convert -S 100 src.raw o.raw
+    assert_failure 1
+    assert_output --partial "Invalid buffer size for sparse output specified"
+    run "$BLK_IMG" convert -t bogus src.raw o.raw
+    assert_output "blk-img: Invalid cache option: bogus"
+    run "$BLK_IMG" convert -T bogus src.raw o.raw
+    assert_output "blk-img: Invalid source cache option: bogus"
+    run "$BLK_IMG" convert -c src.raw o.raw
+    assert_output "blk-img: Compression not supported for this file format"
+    run "$BLK_IMG" convert src.raw
+    assert_output "blk-img: Must specify image file name"
+    run "$BLK_IMG" convert -n -o cluster_size=4k src.raw o.raw
+    assert_output "blk-img: -o has no effect when skipping image creation"
+    run "$BLK_IMG" convert --target-is-zero src.raw o.raw
+    assert_output "blk-img: --target-is-zero requires use of -n flag"
+    run "$BLK_IMG" convert -c -C -O qcow2 src.raw o.raw
+    assert_output "blk-img: Cannot enable copy offloading when -c is used"
+}
+
+@test "convert: --bitmaps is refused clearly for now" {
+    run "$BLK_IMG" convert --bitmaps -O qcow2 src.raw o.qcow2
+    assert_failure 1
+    assert_output --partial "--bitmaps is not supported yet"
+    [ ! -e o.qcow2 ]
+}
+
+@test "convert: a backing file needs its format" {
+    "$BLK_IMG" convert -O qcow2 src.raw base.qcow2
+    run "$BLK_IMG" convert -O qcow2 -B base.qcow2 src.raw o.qcow2
+    assert_failure 1
+    assert_output "blk-img: Use of backing file requires explicit backing format"
+    [ ! -e o.qcow2 ]
+}
+
+@test "convert: a full disk fails with one line and removes the target" {
+    # raw: creating the 8 MiB file already fails; -n: the writes fail
+    run bash -c "trap '' XFSZ; ulimit -f 2048; '$BLK_IMG' convert -S 0 -f raw -O raw src.raw out.raw"
+    assert_failure 1
+    [ "${#lines[@]}" -eq 1 ]
+    assert_output --regexp "^blk-img: .*File too large$"
+    [ ! -e out.raw ]
+    truncate -s 1M part.raw
+    truncate -s 8M part.raw
+    run bash -c "trap '' XFSZ; ulimit -f 2048; '$BLK_IMG' convert -n -S 0 -f raw -O raw src.raw part.raw"
+    assert_failure 1
+    [ "${#lines[@]}" -eq 1 ]
+    assert_output --regexp "^blk-img: error while writing at byte [0-9]+: File too large$"
+    [ ! -e out.raw ]
+}
+
+@test "convert: a full disk fails for a qcow2 target too and removes it" {
+    run bash -c "trap '' XFSZ; ulimit -f 1024; '$BLK_IMG' convert -f raw -O qcow2 src.raw out.qcow2"
+    assert_failure 1
+    assert_output --regexp "^blk-img: error while writing at byte [0-9]+: "
+    [ ! -e out.qcow2 ]
+}
