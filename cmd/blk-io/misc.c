@@ -253,24 +253,29 @@ print_specific(struct io_state *st, const struct kv *v, int indent)
     }
 }
 
-/* qcow2's cluster size and VM state offset, from its info object. */
+/*
+ * qcow2's cluster size (from cluster_bits, header offset 20, big endian;
+ * qcow2 spec "Header") and VM state offset: the VM state starts at the
+ * first L1 entry past the disk, and one L1 entry maps cluster_size /
+ * l2-entry-size clusters.  Other formats have neither (0, as in qemu-io).
+ */
 static void
-format_geometry(struct blk_node *bs, const struct kv *info, int64_t *cluster,
+format_geometry(struct blk_node *bs, const struct kv *data, int64_t *cluster,
                 int64_t *vmstate)
 {
     int64_t len = blk_node_get_length(bs), cs, span;
-    bool ext = kv_get_bool(info, "extended-l2", false);
+    bool ext = kv_get_bool(data, "extended-l2", false);
+    struct blk_node *file = blk_node_file(bs);
+    unsigned char be[4];
 
     *cluster = 0;
     *vmstate = 0;
-    cs = kv_get_int(info, "cluster-size", 0);
-    if (cs <= 0 && strcmp(blk_node_driver(bs)->name, "qcow2") == 0) {
-        cs = 65536;
-    }
-    if (cs <= 0 || strcmp(blk_node_driver(bs)->name, "qcow2") != 0) {
+    if (strcmp(blk_node_driver(bs)->name, "qcow2") != 0 || file == NULL ||
+        blk_node_pread(file, 20, be, sizeof(be), NULL) < 0) {
         return;
     }
-    /* qcow2 spec: one L1 entry maps cluster_size / l2-entry-size clusters */
+    cs = (int64_t)1 << (((unsigned)be[0] << 24 | (unsigned)be[1] << 16 |
+                         (unsigned)be[2] << 8 | be[3]) & 63);
     span = cs * (cs / (ext ? 16 : 8));
     *cluster = cs;
     *vmstate = len < 0 ? 0 : (len + span - 1) / span * span;
@@ -297,7 +302,7 @@ io_cmd_info(struct io_state *st, int argc, char **argv)
         kv_free(info);
         return ret;
     }
-    format_geometry(st->node, info, &cluster, &vmstate);
+    format_geometry(st->node, kv_get(info, "data"), &cluster, &vmstate);
     io_cvtstr((double)cluster, s1, sizeof(s1));
     io_cvtstr((double)vmstate, s2, sizeof(s2));
     io_printf(st, "cluster size: %s\n", s1);

@@ -103,6 +103,9 @@ rw_submit(struct io_rw *rw, enum blk_op op, unsigned flags)
 {
     struct io_state *st = rw->st;
 
+    if (st->writethrough && (op == BLK_OP_WRITE || op == BLK_OP_ZERO)) {
+        flags |= BLK_REQ_FUA;       /* -t writethrough / directsync */
+    }
     rw->req.op = op;
     rw->req.offset = (uint64_t)rw->offset;
     rw->req.length = (uint64_t)rw->count;
