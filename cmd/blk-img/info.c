@@ -130,8 +130,11 @@ snapshots_list(struct blk_node *bs)
     struct kv *list;
     size_t n = 0, i;
 
-    if (drv->snapshot_list == NULL || drv->snapshot_list(bs, &sn, &n, NULL) < 0 ||
-        n == 0) {
+    if (drv->snapshot_list == NULL || drv->snapshot_list(bs, &sn, &n, NULL) < 0) {
+        return NULL;
+    }
+    if (n == 0) {
+        img_snapshots_free(sn, n);
         return NULL;
     }
     list = kv_new_list();
