@@ -1,10 +1,15 @@
 /*
  * reopen.c - changing a live node's options and read-only state as one
  * transaction over the node and the children that hold its data: every
- * driver prepares, the new permissions are taken (image locks move), and
- * only then does everything commit; any failure aborts all of it and
- * nothing changed.  Backing children keep their own state (reopen them
- * by name, as blockdev-reopen does).  Loop thread, nodes drained.
+ * driver prepares, then all commit (or all abort); then the new
+ * permissions are taken, which moves the image locks.  If another
+ * process holds a lock we now need, the transaction runs backwards to
+ * the old state and fails, so nothing changed.  Backing children keep
+ * their own state (reopen them by name, as blockdev-reopen does).
+ *
+ * Why locks come after commit: a driver may need a new file descriptor
+ * (the file driver reopens read-write), and the locks must be taken on
+ * the descriptor that will stay.  Loop thread, nodes drained.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +21,8 @@
 struct reopen_entry {
     struct blk_node *bs;
     bool new_ro, old_ro;
-    struct kv *new_opts;        /* owned until commit; NULL: unchanged */
+    struct kv *new_opts;        /* owned; NULL: this node keeps its options */
+    struct kv *old_opts;        /* owned after commit, for the way back */
     void *state;                /* the driver's prepare state */
     bool prepared;
 };
@@ -87,20 +93,31 @@ update_child_perms(struct blk_node *bs, struct blk_error *err)
     return blk_node_update_perm(bs, err);
 }
 
-int
-blk_node_reopen(struct blk_node *bs, const struct kv *changes, bool read_only,
-                struct blk_error *err)
+static bool
+entry_changes(const struct reopen_entry *e)
 {
-    struct reopen_entry *list = NULL;
-    size_t n, cap = 0, i;
+    return e->new_ro != e->old_ro || e->new_opts != NULL;
+}
+
+/*
+ * Prepare every entry, then commit all or abort all.  On commit the node
+ * takes new_opts (its old options go to old_opts) and new_ro.
+ */
+static int
+prepare_commit(struct reopen_entry *list, size_t n, struct blk_error *err)
+{
+    size_t i;
     int r = 0;
 
-    n = collect(bs, read_only, &list, 0, &cap);
     for (i = 0; i < n && r == 0; i++) {
         struct reopen_entry *e = &list[i];
         const struct blk_driver *drv = e->bs->drv;
-        bool changed = e->new_ro != e->old_ro || (i == 0 && changes != NULL);
+        struct kv *opts;
 
+        e->prepared = false;
+        if (!entry_changes(e)) {
+            continue;
+        }
         if (!e->new_ro && e->bs->probed_raw) {
             r = blk_error_set(err, -EPERM, "'%s' was probed as raw and "
                               "cannot become writable; give its format",
@@ -112,64 +129,96 @@ blk_node_reopen(struct blk_node *bs, const struct kv *changes, bool read_only,
                               "with read-only images");
             break;
         }
-        if (i == 0 || changed) {
-            e->new_opts = merged_options(e->bs, i == 0 ? changes : NULL,
-                                         e->new_ro);
-        }
-        if (!changed) {
-            continue;
-        }
         if (drv->reopen_prepare == NULL) {
             r = blk_error_set(err, -ENOTSUP, "Block format '%s' used by node "
                               "'%s' does not support reopening files",
                               drv->name, e->bs->node_name);
             break;
         }
-        r = drv->reopen_prepare(e->bs, e->new_opts, e->new_ro, &e->state, err);
+        opts = e->new_opts ? e->new_opts
+                           : merged_options(e->bs, NULL, e->new_ro);
+        r = drv->reopen_prepare(e->bs, opts, e->new_ro, &e->state, err);
+        if (opts != e->new_opts) {
+            kv_free(opts);
+        }
         e->prepared = r == 0;
     }
-    if (r == 0) {
-        /* New permissions (and image locks) before anything commits. */
-        for (i = 0; i < n; i++) {
-            list[i].bs->read_only = list[i].new_ro;
+    for (i = n; i-- > 0;) {
+        struct reopen_entry *e = &list[i];
+
+        if (!e->prepared) {
+            continue;
         }
+        if (r < 0) {
+            if (e->bs->drv->reopen_abort != NULL) {
+                e->bs->drv->reopen_abort(e->bs, e->state);
+            }
+            continue;
+        }
+        /* Children commit first, so a parent's commit may write through them. */
+        e->bs->read_only = e->new_ro;
+        if (e->bs->drv->reopen_commit != NULL) {
+            e->bs->drv->reopen_commit(e->bs, e->state);
+        }
+    }
+    if (r == 0) {
+        for (i = 0; i < n; i++) {
+            struct reopen_entry *e = &list[i];
+
+            if (!entry_changes(e)) {
+                continue;
+            }
+            if (e->new_opts != NULL) {
+                kv_free(e->old_opts);
+                e->old_opts = e->bs->opts;
+                e->bs->opts = e->new_opts;
+                e->new_opts = NULL;
+            }
+        }
+    }
+    return r;
+}
+
+int
+blk_node_reopen(struct blk_node *bs, const struct kv *changes, bool read_only,
+                struct blk_error *err)
+{
+    struct reopen_entry *list = NULL;
+    size_t n, cap = 0, i;
+    int r;
+
+    n = collect(bs, read_only, &list, 0, &cap);
+    for (i = 0; i < n; i++) {
+        if (list[i].new_ro != list[i].old_ro || (i == 0 && changes != NULL)) {
+            list[i].new_opts = merged_options(list[i].bs,
+                                              i == 0 ? changes : NULL,
+                                              list[i].new_ro);
+        }
+    }
+    r = prepare_commit(list, n, err);
+    if (r == 0) {
         for (i = 0; i < n && r == 0; i++) {
             r = update_child_perms(list[i].bs, err);
         }
         if (r < 0) {
+            /* A lock we need is held elsewhere: back to where we were. */
             for (i = 0; i < n; i++) {
-                list[i].bs->read_only = list[i].old_ro;
+                bool t = list[i].new_ro;
+
+                list[i].new_ro = list[i].old_ro;
+                list[i].old_ro = t;
+                list[i].new_opts = list[i].old_opts;
+                list[i].old_opts = NULL;
             }
+            prepare_commit(list, n, NULL);
             for (i = 0; i < n; i++) {
                 update_child_perms(list[i].bs, NULL);
             }
         }
     }
-    for (i = n; i-- > 0;) {
-        struct reopen_entry *e = &list[i];
-
-        if (r == 0) {
-            if (e->prepared && e->bs->drv->reopen_commit != NULL) {
-                e->bs->drv->reopen_commit(e->bs, e->state);
-            }
-            if (e->new_opts != NULL) {
-                kv_free(e->bs->opts);
-                e->bs->opts = e->new_opts;
-                e->new_opts = NULL;
-            }
-        } else if (e->prepared && e->bs->drv->reopen_abort != NULL) {
-            e->bs->drv->reopen_abort(e->bs, e->state);
-        }
-        kv_free(e->new_opts);
-    }
-    if (r == 0) {
-        /*
-         * A driver may have swapped its file descriptor in commit (the file
-         * driver reopens read-write): take the same locks on the new one.
-         */
-        for (i = 0; i < n && r == 0; i++) {
-            r = update_child_perms(list[i].bs, err);
-        }
+    for (i = 0; i < n; i++) {
+        kv_free(list[i].new_opts);
+        kv_free(list[i].old_opts);
     }
     free(list);
     return r;

@@ -633,3 +633,35 @@ qcow2_bitmaps_info(struct qcow2 *q, struct kv *list, struct blk_error *err)
     free(dir);
     return 0;
 }
+
+int
+qcow2_bitmaps_set_in_use(struct qcow2 *q, struct blk_error *err)
+{
+    struct dir_entry *e;
+    uint8_t *dir;
+    size_t n, i;
+    bool any = false;
+    int r;
+
+    if (!q->has_bitmaps_ext || q->read_only) {
+        return 0;
+    }
+    r = read_directory(q, &dir, &e, &n, err);
+    if (r < 0) {
+        return r;
+    }
+    for (i = 0; i < n; i++) {
+        struct blk_bitmap *bm = blk_bitmap_find(q->bs, e[i].name);
+
+        if (bm != NULL && !blk_bitmap_inconsistent(bm)) {
+            e[i].flags |= BME_IN_USE;
+            any = true;
+        }
+    }
+    if (any) {
+        r = rewrite_flags_in_place(q, dir, e, n, err);
+    }
+    dir_free(e, n);
+    free(dir);
+    return r;
+}

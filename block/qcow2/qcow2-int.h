@@ -736,6 +736,14 @@ int qcow2_bitmaps_load(struct qcow2 *q, struct blk_error *err);
 int qcow2_bitmaps_store(struct qcow2 *q, struct blk_error *err);
 /* Append QEMU's info entries ({"flags", "name", "granularity"}) to list. */
 int qcow2_bitmaps_info(struct qcow2 *q, struct kv *list, struct blk_error *err);
+/* Set in_use on disk for every consistent persistent bitmap (now read-write). */
+int qcow2_bitmaps_set_in_use(struct qcow2 *q, struct blk_error *err);
+
+/* ---- reopen.c: the vtable reopen ops ---------------------------------------- */
+int qcow2_reopen_prepare(struct blk_node *bs, const struct kv *opts,
+                         bool read_only, void **state, struct blk_error *err);
+void qcow2_reopen_commit(struct blk_node *bs, void *state);
+void qcow2_reopen_abort(struct blk_node *bs, void *state);
 
 /* ---- check.c, snapshot.c, amend.c, info.c -------------------------------- */
 

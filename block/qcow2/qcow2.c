@@ -1235,4 +1235,7 @@ const struct blk_driver blk_driver_qcow2 = {
     .snapshot_create = qcow2_snapshot_create,
     .snapshot_goto = qcow2_snapshot_goto,
     .snapshot_delete = qcow2_snapshot_delete,
+    .reopen_prepare = qcow2_reopen_prepare,
+    .reopen_commit = qcow2_reopen_commit,
+    .reopen_abort = qcow2_reopen_abort,
 };

@@ -5,6 +5,7 @@
  * `qemu-img info` and pass `qemu-img check`; a process that dies with
  * the image open read-write leaves the bitmaps in_use (inconsistent).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -192,6 +193,55 @@ test_crash_leaves_in_use(void)
     CHECK(sh("qemu-io -r -U -c 'read -P 1 0 1' %s | grep -q 'read 1/1'", img) == 0);
 }
 
+/* Read-only -> read-write -> read-only through reopen, QEMU watching. */
+static void
+test_reopen(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    unsigned char buf[4096];
+
+    CHECK(sh("rm -f %s && qemu-img create -q -f qcow2 %s 16M", img) == 0);
+    CHECK(sh("qemu-img bitmap --add %s r0", img) == 0);
+    bs = open_img(g, 0);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        blk_graph_free(g);
+        return;
+    }
+    memset(buf, 0x77, sizeof(buf));
+    CHECK_INT(blk_node_pwrite(bs, 0, buf, sizeof(buf), 0, &err), -EPERM);
+    blk_error_clear(&err);
+    /* A reader that does not share write (qemu-io -r) blocks the reopen... */
+    CHECK(sh("(qemu-io -r -c 'sleep 1500' %s >/dev/null 2>&1 &) ; sleep 0.5",
+             img) == 0);
+    CHECK_INT(blk_node_reopen(bs, NULL, false, &err), -EAGAIN);
+    CHECK(strstr(err.msg, "Failed to get \"write\" lock") != NULL);
+    CHECK(strstr(err.msg, "qemu-io") != NULL);
+    /* ...and nothing changed: still read-only, still no in_use on disk. */
+    CHECK(blk_node_is_read_only(bs));
+    CHECK(sh("qemu-img info -U --output=json %s | grep -q in-use", img) != 0);
+    blk_error_clear(&err);
+    CHECK(sh("sleep 1.2", "") == 0);
+    CHECK_INT(blk_node_reopen(bs, NULL, false, &err), 0);
+    if (err.code < 0) {
+        fprintf(stderr, "    reopen: %s\n", err.msg);
+    }
+    CHECK_INT(blk_node_pwrite(bs, 8 << 20, buf, sizeof(buf), 0, &err), 0);
+    CHECK(sh("qemu-img info -U --output=json %s | grep -q in-use", img) == 0);
+    /* Another writer is locked out while we write. */
+    CHECK(sh("qemu-io -c 'read 0 512' %s >/dev/null 2>&1", img) != 0);
+    CHECK_INT(blk_node_reopen(bs, NULL, true, &err), 0);
+    CHECK(sh("qemu-img info --output=json %s | grep -q in-use", img) != 0);
+    CHECK(sh("qemu-img check -q %s", img) == 0);
+    CHECK_STR(extents(blk_bitmap_find(bs, "r0")), "8388608+65536,");
+    CHECK(sh("qemu-io -r -c 'read -P 0x77 8388608 4096' %s | grep -q 'read 4096/4096'",
+             img) == 0);
+    blk_node_unref(bs);
+    blk_graph_free(g);
+}
+
 int
 main(void)
 {
@@ -205,6 +255,7 @@ main(void)
     test_qemu_to_blk();
     test_blk_to_qemu();
     test_crash_leaves_in_use();
+    test_reopen();
     sh("rm -rf %s", dir);
     return unit_done();
 }
