@@ -447,6 +447,11 @@ zeroize(struct qcow2 *q, uint64_t off, uint64_t len, unsigned flags,
         }
     }
     if (q->version < 3) {
+        /* No zero flag in v2; without a backing file, discard reads zero. */
+        if (q->backing == NULL) {
+            return qcow2_discard_clusters(q, off, len, QCOW2_DISCARD_REQUEST,
+                                          false, err);
+        }
         return -ENOTSUP;
     }
     head = (end < ((off + q->cluster_size - 1) & ~(q->cluster_size - 1)) ?

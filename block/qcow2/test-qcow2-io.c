@@ -320,9 +320,23 @@ qemu_apply(const char *p, const struct wop *ops, size_t n)
  * passes check, compares equal, maps to the same offsets and has the same
  * bytes on disk as QEMU's.
  */
+static void same_layout_setup(const char *what, const char *opts,
+                              uint64_t size, const char *setup,
+                              const struct wop *ops, size_t n,
+                              bool want_identical);
+
 static void
 same_layout(const char *what, const char *opts, uint64_t size,
             const struct wop *ops, size_t n, bool want_identical)
+{
+    same_layout_setup(what, opts, size, NULL, ops, n, want_identical);
+}
+
+/* setup: a shell command run on the new image (%s) before both sides. */
+static void
+same_layout_setup(const char *what, const char *opts, uint64_t size,
+                  const char *setup, const struct wop *ops, size_t n,
+                  bool want_identical)
 {
     struct blk_error err = BLK_ERROR_INIT;
     struct blk_graph *g;
@@ -339,6 +353,12 @@ same_layout(const char *what, const char *opts, uint64_t size,
     }
     sh("qemu-img create -q -f qcow2 -o %s %s %llu", opts, a,
        (unsigned long long)size);
+    if (setup != NULL) {
+        char *cmd = xasprintf(setup, a);
+
+        sh("%s", cmd);
+        free(cmd);
+    }
     sh("cp %s %s", a, b);
     qemu_apply(a, ops, n);
     g = blk_graph_new();
@@ -430,6 +450,72 @@ test_layouts(void)
                 small, ARRAY_SIZE(small), true);
 }
 
+/* ---- more layouts: growth, snapshots, backing ------------------------- */
+
+static void
+test_more_layouts(void)
+{
+    static const struct wop big[] = {
+        { 'w', 0, 4 << 20, 0x61 }, { 'w', 30 << 20, 3 << 20, 0x62 },
+        { 'w', 60 << 20, 512, 0x63 },
+    };
+    static const struct wop cow[] = {
+        { 'w', 0, 4096, 0x71 }, { 'w', 65536, 65536, 0x72 },
+        { 'w', 1 << 20, 512, 0x73 }, { 'z', 2 << 20, 65536, 0 },
+        { 'd', 3 << 20, 65536, 0 }, { 'w', 4 << 20, 4096, 0x74 },
+    };
+    static const struct wop overlay[] = {
+        { 'w', 4096, 4096, 0x81 }, { 'w', 200000, 70000, 0x82 },
+        { 'z', 1 << 20, 65536, 0 }, { 'd', 2 << 20, 65536, 0 },
+    };
+    static const struct wop zstd[] = {
+        { 'c', 0, 65536, 0x91 }, { 'c', 131072, 65536, 0x92 },
+        { 'w', 65536, 65536, 0x93 }, { 'w', 100, 1000, 0x94 },
+    };
+    char *base = path("base.qcow2");
+    char *setup;
+
+    /* Refcount table growth (512-byte clusters cover little). */
+    same_layout("refcount table growth", "cluster_size=512", 64 << 20, big,
+                ARRAY_SIZE(big), true);
+    same_layout("refcount table growth, 1-bit refcounts",
+                "cluster_size=512,refcount_bits=1", 64 << 20, big,
+                ARRAY_SIZE(big), true);
+    same_layout("L1 growth past the image size is not needed; 2M clusters",
+                "cluster_size=2M", 1ULL << 32, big, ARRAY_SIZE(big), true);
+
+    /* Writes to clusters shared with an internal snapshot copy them. */
+    same_layout_setup("snapshot copy-on-write", "compat=1.1", 64 << 20,
+                      "qemu-io -c 'write -P 0x70 0 8M' %1$s >/dev/null && "
+                      "qemu-img snapshot -c s1 %1$s", cow, ARRAY_SIZE(cow),
+                      true);
+    same_layout_setup("snapshot copy-on-write, v2", "compat=0.10", 64 << 20,
+                      "qemu-io -c 'write -P 0x70 0 8M' %1$s >/dev/null && "
+                      "qemu-img snapshot -c s1 %1$s", cow, ARRAY_SIZE(cow),
+                      true);
+    same_layout_setup("compressed clusters overwritten", "compat=1.1",
+                      64 << 20, "qemu-io -c 'write -c -P 0x70 0 4M' %s "
+                      ">/dev/null", cow, ARRAY_SIZE(cow), true);
+
+    /* An overlay over a backing file: COW reads the base. */
+    if (have_qemu) {
+        sh("qemu-img create -q -f qcow2 %s 8M && qemu-io -c 'write -P 0x80 "
+           "0 8M' %s >/dev/null", base, base);
+    }
+    setup = xasprintf("qemu-img rebase -u -f qcow2 -b %s -F qcow2 %%s", base);
+    same_layout_setup("overlay over a backing file", "compat=1.1", 8 << 20,
+                      setup, overlay, ARRAY_SIZE(overlay), true);
+    free(setup);
+    setup = xasprintf("qemu-img rebase -u -f qcow2 -b %s -F qcow2 %%s", base);
+    same_layout_setup("overlay with extended L2", "extended_l2=on", 8 << 20,
+                      setup, overlay, ARRAY_SIZE(overlay), false);
+    free(setup);
+
+    same_layout("zstd compression", "compression_type=zstd", 64 << 20, zstd,
+                ARRAY_SIZE(zstd), false);
+    free(base);
+}
+
 int
 main(void)
 {
@@ -442,6 +528,7 @@ main(void)
     test_read_qemu_image();
     test_create_identical();
     test_layouts();
+    test_more_layouts();
     if (getenv("BLK_TEST_KEEP") != NULL) {
         fprintf(stderr, "kept %s\n", dir);
     } else {
