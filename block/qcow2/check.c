@@ -1246,7 +1246,7 @@ check_fix_snapshots(struct ck *ck, unsigned fix, struct blk_error *err)
     struct qcow2 *q = ck->q;
     struct qcow2_snapshot *sn = q->snapshots;
     uint32_t nb = q->nb_snapshots, bad = 0;
-    int r;
+    int r, free_failed = 0;
 
     if (q->version < 3) {
         return 0;
@@ -1271,7 +1271,10 @@ check_fix_snapshots(struct ck *ck, unsigned fix, struct blk_error *err)
             s->extra_data_size = 24;
         }
     }
-    r = qcow2_snapshot_write_table(q, err);
+    r = qcow2_snapshot_write_table(q, &free_failed, err);
+    if (free_failed < 0) {
+        ck_log(ck, "qcow2_free_clusters failed: %s\n", errstr(free_failed));
+    }
     if (r < 0) {
         ck_log(ck, "ERROR failed to update snapshot table: %s\n", err->msg);
         ck->res->check_errors++;

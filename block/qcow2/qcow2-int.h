@@ -775,9 +775,11 @@ int qcow2_snapshot_read_table(struct qcow2 *q, uint64_t off, uint32_t nb,
 void qcow2_snapshot_free_table(struct qcow2_snapshot *sn, uint32_t nb);
 /*
  * Write q->snapshots to new clusters, point the header at them and free
- * the old table.  Lock held.
+ * the old table.  If freeing fails (a leak), *free_failed (may be NULL)
+ * gets the -errno.  Lock held.
  */
-int qcow2_snapshot_write_table(struct qcow2 *q, struct blk_error *err);
+int qcow2_snapshot_write_table(struct qcow2 *q, int *free_failed,
+                               struct blk_error *err);
 /*
  * The vtable snapshot ops (each takes q->lock).  list: caller owns the
  * array and its strings.  create: a new snapshot named name with the
