@@ -19,6 +19,9 @@ setup_file() {
     qemu-img create -q -f qcow2 -b x.qcow2 -F qcow2 x2.qcow2 20M
     qemu-io -c 'write -P 3 0 64k' x2.qcow2 >/dev/null
     qemu-img snapshot -c s1 z.qcow2
+    qemu-img create -q -f qcow2 bm.qcow2 100M
+    qemu-img bitmap --add bm.qcow2 b0
+    qemu-img bitmap --add -g 4k bm.qcow2 longername
 }
 
 setup() {
@@ -104,4 +107,25 @@ IMAGES="a.qcow2 ov.qcow2 c.qcow2 c2.qcow2 v2.qcow2 df.qcow2 sub/top.qcow2 r.raw 
         same measure -O raw "$f"
     done
     same measure -O qcow2 -o cluster_size=4k,extended_l2=on c2.qcow2
+}
+
+@test "img-read: persistent bitmaps in info and measure" {
+    same info bm.qcow2
+    same info --output=json bm.qcow2
+    same measure -O qcow2 bm.qcow2
+    same measure --output=json -O qcow2 -o cluster_size=4k bm.qcow2
+    same measure -O qcow2 -o compat=0.10 bm.qcow2
+}
+
+@test "img-read: snapshot -l and info with a snapshot" {
+    same snapshot -l z.qcow2
+    same info z.qcow2
+    same info --output=json z.qcow2
+}
+
+@test "img-read: -U and --image-opts" {
+    same map --image-opts driver=qcow2,file.driver=file,file.filename=a.qcow2
+    same compare -U a.qcow2 ov.qcow2
+    same check -U a.qcow2
+    same info -U --output=json a.qcow2
 }
