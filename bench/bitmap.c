@@ -1,9 +1,9 @@
 /*
  * bitmap.c - bench-bitmap: what recording dirty bitmaps cost writes, and
  * how long dumping a huge bitmap takes.  bench/bitmap.sh drives it:
- *   bench-bitmap write TARGET NBITMAPS COUNT BYTES   (TARGET: "null" or a raw file)
- *   bench-bitmap make IMAGE NAME EXTENTS            (persistent bitmap with N extents)
- *   bench-bitmap dump IMAGE NAME                    (in-process dump to /dev/null)
+ *   bench-bitmap write TARGET NBITMAPS COUNT BYTES  (TARGET: null, raw file)
+ *   bench-bitmap make IMAGE NAME EXTENTS    (persistent bitmap, N extents)
+ *   bench-bitmap dump IMAGE NAME            (in-process dump to /dev/null)
  * Times are CPU time of the process (write: also wall time).
  */
 #include <stdio.h>

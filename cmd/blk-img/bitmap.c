@@ -252,7 +252,7 @@ cmd_bitmap(int argc, char **argv)
     return ret;
 }
 
-/* ---- bitmap dump ------------------------------------------------------------ */
+/* ---- bitmap dump --------------------------------------------------------- */
 
 static int
 cmd_bitmap_dump(int argc, char **argv)

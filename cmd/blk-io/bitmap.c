@@ -144,7 +144,7 @@ run_op(struct io_state *st, enum bitmap_op op, const struct kv *a,
     }
 }
 
-/* ---- the shell ------------------------------------------------------------------ */
+/* ---- the shell ----------------------------------------------------------- */
 
 /* The arguments after the command name, joined again (JSON may hold blanks). */
 static char *
@@ -303,7 +303,7 @@ io_help_bitmap_dump(struct io_state *st)
               "\n");
 }
 
-/* ---- --qmp ----------------------------------------------------------------------- */
+/* ---- --qmp --------------------------------------------------------------- */
 
 static int
 qmp_op(struct io_state *st, enum bitmap_op op, const struct kv *args,
@@ -362,7 +362,7 @@ io_qmp_bitmap_merge(struct io_state *st, struct qmp *q, const struct kv *args,
     return qmp_op(st, OP_MERGE, args, err);
 }
 
-/* ---- query-named-block-nodes ---------------------------------------------------- */
+/* ---- query-named-block-nodes --------------------------------------------- */
 
 /* Dirty bytes as QEMU counts them: whole granules, the last one too. */
 static uint64_t
