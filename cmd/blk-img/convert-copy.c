@@ -3,11 +3,14 @@
  * (convert-int.h).  A planner walks the source in status runs, as
  * qemu-img does; each of up to 16 slots takes the next chunk, reads it
  * with requests on the libuv loop, finds zeroes in what it read, and
- * writes data and zero ranges to the target.  Without -W a slot issues
- * its writes only after the slot before it in offset order has issued
- * its own, so the thread pool (FIFO) starts them in offset order while
- * reads, zero detection and compression inside qcow2's writes overlap
- * on every core.  Loop thread only.
+ * writes data and zero ranges to the target.  Without -W a chunk writes
+ * only after the chunk before it in offset order has completed its
+ * writes (qemu-img's rule, so qcow2 places clusters in guest order),
+ * while reads and zero detection of the following chunks go on; for
+ * compressed output a chunk only waits until the one before it has
+ * issued its writes, so the pool (FIFO) starts them in offset order and
+ * the compression inside qcow2's writes runs on every core at once.
+ * Loop thread only.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -461,6 +464,9 @@ finish_slot(struct slot *s)
 {
     struct engine *e = s->e;
 
+    if (e->j->in_order && !e->j->compressed && s->state == S_WRITE) {
+        e->wr_offs = s->off + s->len;
+    }
     s->state = S_IDLE;
     kick(e);
 }
@@ -515,13 +521,20 @@ issue_writes(struct slot *s)
         }
         blk_req_submit(j->target, r);
     }
-    if (j->in_order) {
+    /*
+     * Compressed clusters: the next chunk may issue its writes now, so
+     * that the workers compress several clusters at once (they start in
+     * offset order; qcow2 allocates each when its compression is done).
+     * Other writes: the next chunk waits until these completed, as in
+     * qemu-img, so qcow2 allocates host clusters strictly in guest order.
+     */
+    if (j->in_order && j->compressed) {
         e->wr_offs = s->off + s->len;
     }
     if (--s->pending == 0) {
         finish_slot(s);
-    } else if (j->in_order) {
-        kick(e);                /* the next chunk in order may write now */
+    } else if (j->in_order && j->compressed) {
+        kick(e);
     }
 }
 
