@@ -121,7 +121,9 @@ validate(const struct create *c, struct kv *tree)
                     KV_MODE_KEYVAL, &err) == 0) {
         return 0;
     }
-    for (t = c->fmt_opts; t->name != NULL; t++) {
+    /* QEMU names the create member in enum errors, the -o key elsewhere */
+    for (t = c->fmt_opts; strstr(err.msg, "does not accept value") == NULL &&
+                          t->name != NULL; t++) {
         char *quoted = xasprintf("'%s'", t->member);
         char *at = strstr(err.msg, quoted);
 
@@ -294,6 +296,14 @@ create_file(const struct create *c)
 
     if (prealloc != NULL && strcmp(prealloc, "metadata") == 0) {
         return fail(c, "Unsupported preallocation mode: metadata");
+    }
+    if (prealloc != NULL && strcmp(prealloc, "off") != 0 &&
+        strcmp(prealloc, "falloc") != 0 && strcmp(prealloc, "full") != 0) {
+        char *m = xasprintf("invalid parameter value: %s", prealloc);
+
+        fail(c, m);
+        free(m);
+        return 1;
     }
     tree = file_tree(c, c->filename, c->size, true);
     r = do_create(c, tree);

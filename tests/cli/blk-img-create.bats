@@ -246,3 +246,23 @@ setup() {
     run qemu-img info --output=json a.qcow2
     assert_line --partial '"data-file": "d.raw"'
 }
+
+@test "create: a bad enum value names the create member, as qemu-img" {
+    golden create-err-enum create -f qcow2 -o compression_type=lz4 a 1M
+}
+
+@test "create: a bad preallocation mode for raw" {
+    golden create-err-raw-prealloc create -f raw -o preallocation=bar a 1M
+}
+
+@test "create: a bad boolean" {
+    golden create-err-bool create -f qcow2 -o lazy_refcounts=maybe a 1M
+}
+
+@test "create: a bad number" {
+    golden create-err-num create -f qcow2 -o refcount_bits=abc a 1M
+}
+
+@test "create: -F without -b" {
+    golden create-err-F create -f qcow2 -F qcow2 a 1M
+}
