@@ -88,10 +88,12 @@ SAN_TSAN = -fsanitize=thread -fno-omit-frame-pointer
 deps:
 	@scripts/install-deps
 
+JOBS := -j$(shell nproc 2>/dev/null || echo 2)
+
 check: deps
-	@$(MAKE) --no-print-directory all unit-build
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN="$(SAN_ASAN)" OPT="-O1 -g" unit-build build/asan/fuzz-replay
-	@$(MAKE) --no-print-directory BUILD=build/tsan SAN="$(SAN_TSAN)" OPT="-O1 -g" unit-build
+	@$(MAKE) $(JOBS) --no-print-directory all unit-build
+	@$(MAKE) $(JOBS) --no-print-directory BUILD=build/asan SAN="$(SAN_ASAN)" OPT="-O1 -g" unit-build build/asan/fuzz-replay
+	@$(MAKE) $(JOBS) --no-print-directory BUILD=build/tsan SAN="$(SAN_TSAN)" OPT="-O1 -g" unit-build
 	@scripts/check
 
 check-quick: all unit-build
@@ -99,7 +101,7 @@ check-quick: all unit-build
 
 demo:
 	@scripts/install-deps --build-only
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) $(JOBS) --no-print-directory all
 	@scripts/demo
 
 install: all
