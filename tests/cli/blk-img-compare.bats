@@ -72,3 +72,11 @@ setup() {
 @test "compare: one file name" {
     golden compare-err-args compare e1.qcow2
 }
+
+@test "compare: -p prints qemu-img's progress lines when not on a terminal" {
+    golden compare-progress compare -p e1.qcow2 e2.qcow2
+}
+
+@test "compare: -q silences -p" {
+    golden compare-progress-quiet compare -q -p e1.qcow2 e2.qcow2
+}
