@@ -52,6 +52,10 @@ struct io_state {
     FILE *out;                  /* stdout, or a capture (human-monitor-command) */
     FILE *err;                  /* stderr, or the same capture */
     bool interactive;           /* shell: flush after each report */
+    /* shell on a tty: around output printed while the prompt waits */
+    void (*async_begin)(struct io_state *st);
+    void (*async_end)(struct io_state *st);
+    void *async_opaque;
     bool qmp;                   /* machine mode: stdout carries JSON only */
 
     unsigned aio_in_flight;     /* aio_read/aio_write not yet called back */

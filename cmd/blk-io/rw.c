@@ -48,6 +48,9 @@ rw_done(struct blk_req *req)
     int ret = req->ret;
 
     io_now(&t2);
+    if (rw->aio && st->async_begin != NULL) {
+        st->async_begin(st);
+    }
     if (ret < 0) {
         io_printf(st, "%s failed: %s\n", rw->failname, strerror(-ret));
     } else {
@@ -70,6 +73,9 @@ rw_done(struct blk_req *req)
     if (rw->aio) {
         /* aio results never change the exit status, as in qemu-io 7.2 */
         rw_free(rw);
+        if (st->async_end != NULL) {
+            st->async_end(st);
+        }
         if (st->interactive) {
             io_flush_output(st);
         }

@@ -193,6 +193,30 @@ redraw(struct shell *sh)
     io_flush_output(sh->st);
 }
 
+/*
+ * An aio request reports while the prompt waits: clear the line being
+ * edited, let the report print, then draw the prompt and the line again.
+ */
+static void
+async_begin(struct io_state *st)
+{
+    struct shell *sh = st->async_opaque;
+
+    if (sh->prompted && !st->busy && !sh->ended) {
+        io_printf(st, "\r\x1b[K");
+    }
+}
+
+static void
+async_end(struct io_state *st)
+{
+    struct shell *sh = st->async_opaque;
+
+    if (sh->prompted && !st->busy && !sh->ended) {
+        redraw(sh);
+    }
+}
+
 static void
 tty_history(struct shell *sh, int dir)
 {
@@ -369,6 +393,9 @@ input_run(struct io_state *st, const struct io_input_ops *ops, void *opaque)
         r = uv_tty_init(loop, &sh->h.tty, 0, 1);
         if (r == 0 && sh->edit) {
             uv_tty_set_mode(&sh->h.tty, UV_TTY_MODE_RAW);
+            st->async_begin = async_begin;
+            st->async_end = async_end;
+            st->async_opaque = sh;
         }
         break;
     case UV_NAMED_PIPE:
@@ -413,6 +440,8 @@ input_run(struct io_state *st, const struct io_input_ops *ops, void *opaque)
     /* Let the closed handles' callbacks run before sh goes away. */
     uv_run(loop, UV_RUN_NOWAIT);
     st->cmd_done = NULL;
+    st->async_begin = st->async_end = NULL;
+    st->async_opaque = NULL;
     for (int i = 0; i < sh->nhist; i++) {
         free(sh->history[i]);
     }

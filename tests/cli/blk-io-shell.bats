@@ -81,6 +81,15 @@ blk-io> "
     refute_output --partial 'not found'
 }
 
+@test "tty: an aio report while a line is being typed redraws the prompt and the line" {
+    run python3 "$PTY" 'aio_read 0 512\r' 'len' 'gth\r' '\x04' -- "$BLK_IO" --image-opts \
+        driver=null-co,size=1M,latency-ns=500000000
+    assert_success
+    assert_line --regexp $'^blk-io> len\r\x1b\\[Kread 512/512 bytes at offset 0$'
+    assert_line --regexp $'^\rblk-io> len\x1b\\[Kgth$'
+    assert_line "1 MiB"
+}
+
 @test "tty: Ctrl-C at the prompt closes the image and exits" {
     run python3 "$PTY" 'write -q -P 9 0 4k\r' '\x03' -- "$BLK_IO" -f raw "$IMG"
     assert_success
