@@ -299,8 +299,8 @@ io_open_image(struct io_state *st, struct io_open_spec *spec)
     if (!blk_node_is_read_only(bs)) {
         perm |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
     }
-    shared = (flags & BLK_OPEN_FORCE_SHARE) ? BLK_PERM_ALL
-             : BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+    /* qemu-io opens without BDRV_O_NO_SHARE: it lets others do anything */
+    shared = BLK_PERM_ALL;
     be = blk_backend_new(st->graph, NULL, bs, perm, shared, &err);
     if (be == NULL) {
         blk_node_unref(bs);
