@@ -388,6 +388,7 @@ cmd_commit(int argc, char **argv)
     j.target_backing_len = -1;
     j.min_sparse = 4096;
     j.alignment = 4096;
+    j.keep_data = true;         /* qemu-img commit keeps written zeroes as data */
     j.in_flight = 8;
     j.write_flags = wt ? BLK_REQ_FUA : 0;
     j.rate_limit = c.rate;

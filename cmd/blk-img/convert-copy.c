@@ -438,7 +438,7 @@ plan_writes(struct slot *s)
     case CV_DATA:
         if (j->compare) {
             plan_compare(s);
-        } else if (j->min_sparse == 0) {
+        } else if (j->min_sparse == 0 || j->keep_data) {
             add_piece(s, s->off, s->len, P_DATA);
         } else if (j->compressed) {
             if (buffer_is_zero(s->buf, s->len)) {

@@ -65,6 +65,7 @@ struct cv_job {
     bool target_has_backing;    /* convert -B: unallocated source runs are SKIP */
     int64_t target_backing_len; /* -1 unknown; past it, ZERO becomes SKIP */
     uint64_t min_sparse;        /* bytes; 0 writes everything (-S 0) */
+    bool keep_data;             /* write data read as is (commit): no zero detection */
     uint64_t alignment;         /* bytes, power of two: zero-detection grain */
     uint64_t cluster_size;      /* target's, for compressed writes */
     uint64_t buf_size;          /* bytes per data chunk */
