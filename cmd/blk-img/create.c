@@ -391,6 +391,72 @@ print_help(const char *fmt, const struct img_opt_desc *t, bool with_file)
            "Specify the target filename to include those options.\n");
 }
 
+/*
+ * Everything qemu-img checks before the Formatting line: the file name,
+ * the size (argument or -o, not both; else the backing file's), the -o
+ * keys and values, -b/-F.  Returns 0, or 1 after printing the error.
+ */
+static int
+prepare(struct create *c, const char *bfile, const char *bfmt,
+        const char *size_arg)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    bool have_size;
+
+    if (c->filename == NULL) {
+        img_usage_error("Expecting image file name");
+        return 1;
+    }
+    if (size_arg != NULL && img_parse_size(size_arg, &c->size) < 0) {
+        img_size_error("image size");
+        return 1;
+    }
+    if (size_arg != NULL && kv_get(c->opts, "size") != NULL) {
+        fail(c, "The image size must be specified only once");
+        return 1;
+    }
+    if (c->fmt_opts == NULL) {
+        blk_img_error("%s: Unknown file format '%s'", c->filename, c->fmt);
+        return 1;
+    }
+    c->proto_opts = strcmp(c->fmt, "file") == 0 ? NULL : img_protocol_opts();
+    if (img_opts_check(c->opts, c->fmt_opts, c->proto_opts, &err) < 0) {
+        fail(c, err.msg);
+        return 1;
+    }
+    if (bfile != NULL || bfmt != NULL) {
+        if (strcmp(c->fmt, "qcow2") != 0) {
+            char *m = xasprintf("Backing file not supported for file format '%s'",
+                                c->fmt);
+
+            fail(c, m);
+            free(m);
+            return 1;
+        }
+        if (bfile != NULL) {
+            set_str(c->opts, "backing_file", bfile);
+        }
+        if (bfmt != NULL) {
+            set_str(c->opts, "backing_fmt", bfmt);
+        }
+    }
+    if (size_arg != NULL) {
+        char *s = xasprintf("%" PRIu64, c->size);
+
+        set_str(c->opts, "size", s);
+        free(s);
+    }
+    have_size = img_opt_u64(c->opts, "size", &c->size);
+    if (check_backing(c, have_size) != 0) {
+        return 1;
+    }
+    if (!img_opt_u64(c->opts, "size", &c->size)) {
+        fail(c, "Image creation needs a size parameter");
+        return 1;
+    }
+    return 0;
+}
+
 int
 cmd_create(int argc, char **argv)
 {
@@ -402,7 +468,7 @@ cmd_create(int argc, char **argv)
     struct blk_error err = BLK_ERROR_INIT;
     struct sbuf ostr = SBUF_INIT;
     const char *bfile = NULL, *bfmt = NULL, *size_arg = NULL;
-    bool help = false, have_o = false, have_size;
+    bool help = false, have_o = false;
     int ch, ret = 1;
 
     while ((ch = getopt_long(argc, argv, ":F:b:f:ho:qu", longopts, NULL)) != -1) {
@@ -467,55 +533,7 @@ cmd_create(int argc, char **argv)
     } else {
         c.opts = kv_new_object();
     }
-    if (c.filename == NULL) {
-        img_usage_error("Expecting image file name");
-        goto out;
-    }
-    if (size_arg != NULL && img_parse_size(size_arg, &c.size) < 0) {
-        img_size_error("image size");
-        goto out;
-    }
-    if (size_arg != NULL && kv_get(c.opts, "size") != NULL) {
-        fail(&c, "The image size must be specified only once");
-        goto out;
-    }
-    if (c.fmt_opts == NULL) {
-        blk_img_error("%s: Unknown file format '%s'", c.filename, c.fmt);
-        goto out;
-    }
-    c.proto_opts = strcmp(c.fmt, "file") == 0 ? NULL : img_protocol_opts();
-    if (img_opts_check(c.opts, c.fmt_opts, c.proto_opts, &err) < 0) {
-        fail(&c, err.msg);
-        goto out;
-    }
-    if (bfile != NULL || bfmt != NULL) {
-        if (strcmp(c.fmt, "qcow2") != 0) {
-            char *m = xasprintf("Backing file not supported for file format '%s'",
-                                c.fmt);
-
-            fail(&c, m);
-            free(m);
-            goto out;
-        }
-        if (bfile != NULL) {
-            set_str(c.opts, "backing_file", bfile);
-        }
-        if (bfmt != NULL) {
-            set_str(c.opts, "backing_fmt", bfmt);
-        }
-    }
-    if (size_arg != NULL) {
-        char *s = xasprintf("%" PRIu64, c.size);
-
-        set_str(c.opts, "size", s);
-        free(s);
-    }
-    have_size = img_opt_u64(c.opts, "size", &c.size);
-    if (check_backing(&c, have_size) != 0) {
-        goto out;
-    }
-    if (!img_opt_u64(c.opts, "size", &c.size)) {
-        fail(&c, "Image creation needs a size parameter");
+    if (prepare(&c, bfile, bfmt, size_arg) != 0) {
         goto out;
     }
     if (!c.quiet) {

@@ -266,6 +266,40 @@ print_result(const struct measure *m, enum img_output of)
     kv_free(o);
 }
 
+/* Open the source (if any), measure for out_fmt, print.  The exit status. */
+static int
+measure_image(const char *filename, const char *fmt, bool image_opts,
+              unsigned flags, const char *out_fmt, const struct kv *opts,
+              uint64_t size, enum img_output of)
+{
+    struct measure m = { 0 };
+    struct blk_graph *g = NULL;
+    struct blk_node *bs = NULL;
+    int r;
+
+    if (filename != NULL) {
+        g = blk_graph_new();
+        bs = img_open(g, filename, fmt, image_opts, flags);
+        if (bs == NULL) {
+            blk_graph_free(g);
+            return 1;
+        }
+    }
+    if (strcmp(out_fmt, "qcow2") == 0) {
+        r = measure_qcow2(opts, bs, size, &m);
+    } else {
+        r = measure_raw(bs, size, &m);
+    }
+    if (r == 0) {
+        print_result(&m, of);
+    }
+    if (bs != NULL) {
+        blk_node_unref(bs);
+        blk_graph_free(g);
+    }
+    return r < 0 ? 1 : 0;
+}
+
 int
 cmd_measure(int argc, char **argv)
 {
@@ -281,10 +315,7 @@ cmd_measure(int argc, char **argv)
     const char *fmt = NULL, *out_fmt = "raw", *output = NULL, *filename = NULL;
     struct blk_error err = BLK_ERROR_INIT;
     struct sbuf ostr = SBUF_INIT;
-    struct measure m = { 0 };
     bool image_opts = false, have_size = false, help = false;
-    struct blk_graph *g = NULL;
-    struct blk_node *bs = NULL;
     struct kv *opts = NULL;
     unsigned flags = 0;
     enum img_output of;
@@ -369,29 +400,8 @@ cmd_measure(int argc, char **argv)
         blk_img_error("Invalid options for file format '%s'", out_fmt);
         goto out;
     }
-    if (filename != NULL) {
-        g = blk_graph_new();
-        bs = img_open(g, filename, fmt, image_opts, flags);
-        if (bs == NULL) {
-            goto out;
-        }
-    }
-    if (strcmp(out_fmt, "qcow2") == 0) {
-        if (measure_qcow2(opts, bs, size, &m) < 0) {
-            goto out;
-        }
-    } else if (measure_raw(bs, size, &m) < 0) {
-        goto out;
-    }
-    print_result(&m, of);
-    ret = 0;
+    ret = measure_image(filename, fmt, image_opts, flags, out_fmt, opts, size, of);
 out:
-    if (bs != NULL) {
-        blk_node_unref(bs);
-    }
-    if (g != NULL) {
-        blk_graph_free(g);
-    }
     kv_free(opts);
     sbuf_release(&ostr);
     return ret;
