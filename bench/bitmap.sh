@@ -15,8 +15,10 @@ trap 'rm -rf "$dir"' EXIT
 bench=$build/bench-bitmap
 runs=${RUNS:-5}
 
-# best (highest MiB/s) of $runs runs, interleaved over the bitmap counts
-# so that a busy machine hurts every column alike
+# best of $runs runs, interleaved over the bitmap counts so that a busy
+# machine hurts every column alike.  The cost is taken on CPU time per
+# write (the process's user+sys), which other load on the machine barely
+# moves; wall-clock throughput is printed for reference.
 write_bench() {
     local target=$1 count=$2 n r
     for r in $(seq $runs); do
@@ -24,29 +26,42 @@ write_bench() {
             "$bench" write "$target" $n "$count" 4096
         done
     done | awk '
-        { if (!($2 in best) || $3 > best[$2]) { best[$2] = $3; ns[$2] = $4; cpu[$2] = $5 } }
+        {
+            if (!($2 in mib) || $3 > mib[$2]) { mib[$2] = $3; ns[$2] = $4 }
+            if (!($2 in cpu) || $5 < cpu[$2]) { cpu[$2] = $5 }
+        }
         END {
             for (n = 0; n <= 8; n++) {
-                if (!(n in best)) continue
-                cost = (best[0] / best[n] - 1) * 100
-                printf "  %-9d %10.1f %12.1f %12.1f %9.1f%%\n", n, best[n], ns[n], cpu[n], cost
+                if (!(n in cpu)) continue
+                cost = (cpu[n] / cpu[0] - 1) * 100
+                printf "  %-9d %10.1f %12.1f %12.1f %9.1f%%\n", n, mib[n], ns[n], cpu[n], cost
             }
         }'
 }
 
 echo "== 4 KiB writes, best of $runs runs"
-echo "  bitmaps        MiB/s  wall ns/op   CPU ns/op      cost"
+echo "  bitmaps        MiB/s  wall ns/op   CPU ns/op  CPU cost"
 dd if=/dev/zero of="$dir/raw" bs=1M count=64 status=none
 echo "raw file (page cache):"
-raw=$(write_bench "$dir/raw" 200000)
+raw=$(write_bench "$dir/raw" 500000)
 echo "$raw"
 echo "null-co (block layer only):"
-write_bench null 2000000
-worst=$(echo "$raw" | awk '$1 != 0 { if ($5 + 0 > w) w = $5 + 0 } END { printf "%.1f", w }')
-if awk -v w="$worst" 'BEGIN { exit !(w < 5) }'; then
-    echo "verdict: write cost with 8 bitmaps ${worst}% < 5% on the raw file: goal met"
+null=$(write_bench null 2000000)
+echo "$null"
+# Two views of the cost on the raw file: measured directly (CPU time,
+# still a little noisy on a busy machine), and derived: the marking cost
+# null-co shows (where nothing else costs anything) over a raw write.
+direct=$(echo "$raw" | awk '$1 == 8 { printf "%.1f", $5 + 0 }')
+derived=$(printf '%s\n%s\n' "$raw" "$null" | awk '
+    NR <= 3 && $1 == 0 { raw0 = $4 }
+    NR > 3 && $1 == 0 { null0 = $4 }
+    NR > 3 && $1 == 8 { null8 = $4 }
+    END { printf "%.1f", (null8 - null0) / raw0 * 100 }')
+echo "8 bitmaps on the raw file: ${direct}% measured, ${derived}% derived from null-co's marking cost"
+if awk -v a="$direct" -v b="$derived" 'BEGIN { exit !(a < 5 && b < 5) }'; then
+    echo "verdict: recording 8 bitmaps costs writes < 5% CPU: goal met"
 else
-    echo "verdict: write cost ${worst}% >= 5% on the raw file: goal NOT met"
+    echo "verdict: recording 8 bitmaps costs writes >= 5% CPU (measured ${direct}%, derived ${derived}%): goal NOT met"
 fi
 echo
 
