@@ -196,6 +196,37 @@ expand_zero_clusters(struct qcow2 *q, struct blk_error *err)
     return r;
 }
 
+/* Does the active layer have a compressed cluster? */
+static int
+has_compressed(struct qcow2 *q, bool *any, struct blk_error *err)
+{
+    size_t slice_bytes = qcow2_cache_table_size(q->l2_cache);
+    uint64_t per = slice_bytes / q->l2_entry_size;
+
+    *any = false;
+    for (uint32_t i = 0; i < q->l1_size && !*any; i++) {
+        uint64_t l2_off = q->l1[i] & QCOW2_L1E_OFFSET_MASK;
+
+        for (uint64_t s = 0; l2_off != 0 && s < q->cluster_size && !*any;
+             s += slice_bytes) {
+            void *slice;
+            int r = qcow2_cache_get(q, q->l2_cache, l2_off + s, &slice, err);
+
+            if (r < 0) {
+                return r;
+            }
+            for (uint64_t j = 0; j < per; j++) {
+                if (qcow2_l2_get(q, slice, j) & QCOW2_OFLAG_COMPRESSED) {
+                    *any = true;
+                    break;
+                }
+            }
+            qcow2_cache_put(q->l2_cache, &slice);
+        }
+    }
+    return 0;
+}
+
 static int
 downgrade(struct qcow2 *q, struct blk_error *err)
 {
@@ -222,6 +253,23 @@ downgrade(struct qcow2 *q, struct blk_error *err)
             blk_error_prefix(err, "Failed to make the image clean: ");
             return r;
         }
+    }
+    if (q->h.incompatible_features & QCOW2_INCOMPAT_COMPRESSION) {
+        bool any = false;
+
+        r = has_compressed(q, &any, err);
+        if (r < 0) {
+            return blk_error_set(err, -EINVAL, "Failed to check block status");
+        }
+        if (any) {
+            return blk_error_set(err, -ENOTSUP, "Cannot downgrade an image "
+                                 "with zstd compression type and existing "
+                                 "compressed clusters");
+        }
+        /* Nothing compressed yet: the default (zlib) will do. */
+        q->h.incompatible_features &= ~(uint64_t)QCOW2_INCOMPAT_COMPRESSION;
+        q->h.compression_type = QCOW2_COMPRESSION_ZLIB;
+        q->compression_type = QCOW2_COMPRESSION_ZLIB;
     }
     if (q->h.incompatible_features) {
         return blk_error_set(err, -ENOTSUP, "Cannot downgrade an image with "
