@@ -141,9 +141,13 @@ main(int argc, char **argv)
         switch (c) {
         case 'h':
             usage(stdout);
+            io_open_spec_free(spec);
+            free(cmds);
             return 0;
         case 'V':
             printf("blk-io version " BLK_VERSION "\n");
+            io_open_spec_free(spec);
+            free(cmds);
             return 0;
         case 'c':
             cmds = xrealloc(cmds, (size_t)(ncmds + 1) * sizeof(*cmds));
@@ -162,19 +166,19 @@ main(int argc, char **argv)
         case 'i':
             if (io_parse_aio(optarg) < 0) {
                 io_report(&st, "Invalid aio option: %s", optarg);
-                return 1;
+                goto out_usage_fail;
             }
             break;
         case 'd':
             if (io_parse_discard(optarg, &spec->flags) < 0) {
                 io_report(&st, "Invalid discard option: %s", optarg);
-                return 1;
+                goto out_usage_fail;
             }
             break;
         case 't':
             if (io_parse_cache(optarg, &spec->flags, &spec->writethrough) < 0) {
                 io_report(&st, "Invalid cache option: %s", optarg);
-                return 1;
+                goto out_usage_fail;
             }
             break;
         case 'T':
@@ -184,20 +188,20 @@ main(int argc, char **argv)
         case OPT_IMAGE_OPTS: spec->image_opts = true; break;
         case OPT_OBJECT:
             io_report(&st, "--object is not supported");
-            return 1;
+            goto out_usage_fail;
         case OPT_QMP: qmp = true; break;
         default:
             usage(stdout);
-            return 1;
+            goto out_usage_fail;
         }
     }
     if (argc - optind > 1) {
         usage(stdout);
-        return 1;
+        goto out_usage_fail;
     }
     if (spec->image_opts && spec->fmt != NULL) {
         io_report(&st, "--image-opts and -f are mutually exclusive");
-        return 1;
+        goto out_usage_fail;
     }
 
     blk_loop_init(IO_THREADS);
@@ -238,4 +242,9 @@ main(int argc, char **argv)
     io_open_spec_free(st.spec);
     io_flush_output(&st);
     return st.failed ? 1 : 0;
+
+out_usage_fail:
+    io_open_spec_free(spec);
+    free(cmds);
+    return 1;
 }

@@ -82,8 +82,9 @@ blk-io> "
 }
 
 @test "tty: an aio report while a line is being typed redraws the prompt and the line" {
-    run python3 "$PTY" 'aio_read 0 512\r' 'len' 'gth\r' '\x04' -- "$BLK_IO" --image-opts \
-        driver=null-co,size=1M,latency-ns=500000000
+    # typed at 0.6 s (request), 1.2 s ("len"), 1.8 s ("gth"); it completes at 1.6 s
+    PTY_DELAY=0.6 run python3 "$PTY" 'aio_read 0 512\r' 'len' 'gth\r' '\x04' -- "$BLK_IO" \
+        --image-opts driver=null-co,size=1M,latency-ns=1000000000
     assert_success
     assert_line --regexp $'^blk-io> len\r\x1b\\[Kread 512/512 bytes at offset 0$'
     assert_line --regexp $'^\rblk-io> len\x1b\\[Kgth$'

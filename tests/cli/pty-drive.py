@@ -4,7 +4,10 @@
 # chunk at a time, and print everything the program wrote.  For the
 # blk-io shell tests (line editing, history, Ctrl-C, Ctrl-D).
 # usage: pty-drive.py KEYS [KEYS...] -- PROGRAM ARGS...
+# PTY_DELAY (seconds, default 0.3) is the pause before each chunk.
 import os, pty, sys, time, select
+
+delay = float(os.environ.get("PTY_DELAY", "0.3"))
 
 sep = sys.argv.index("--")
 chunks = [bytes(k, "utf-8").decode("unicode_escape").encode("latin-1") for k in sys.argv[1:sep]]
@@ -27,10 +30,10 @@ def drain(t):
                 return False
             out += d
     return True
-drain(0.3)
+drain(delay)
 for c in chunks:
     os.write(fd, c)
-    if not drain(0.3):
+    if not drain(delay):
         break
 drain(1.0)
 _, status = os.waitpid(pid, 0)
