@@ -16,7 +16,7 @@ BLK_IMG=${BLK_IMG:-$PWD/build/blk-img}
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || {
     echo "io.sh: needs qemu-img and qemu-io" >&2; exit 1; }
 
-dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/blk-bench.XXXXXX")
+dir=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
 trap 'rm -rf "$dir"' EXIT
 
 echo "preparing 256 MiB images in $dir ..." >&2

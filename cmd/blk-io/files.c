@@ -214,7 +214,8 @@ static struct blk_node *
 add_snapshot_overlay(struct io_state *st, struct blk_node *base,
                      struct blk_error *err)
 {
-    char path[] = "/var/tmp/blk-io-snapshot.XXXXXX";
+    const char *tmp = getenv("TMPDIR");
+    char *path;
     struct kv *c, *o, *f;
     struct blk_node *bs = NULL;
     int64_t len = blk_node_get_length(base);
@@ -224,9 +225,13 @@ add_snapshot_overlay(struct io_state *st, struct blk_node *base,
         blk_error_set(err, (int)len, "cannot get the image length");
         goto out_unref;
     }
+    /* mkstemp's template: six X characters, as QEMU uses $TMPDIR or /var/tmp */
+    path = xasprintf("%s/blk-io-snapshot.%s", tmp != NULL && *tmp ? tmp
+                     : "/var/tmp", "XX" "XX" "XX");
     fd = mkstemp(path);
     if (fd < 0) {
         blk_error_setsys(err, -errno, "cannot create a temporary file");
+        free(path);
         goto out_unref;
     }
     close(fd);
@@ -257,6 +262,7 @@ add_snapshot_overlay(struct io_state *st, struct blk_node *base,
     }
 out_unlink:
     unlink(path);
+    free(path);
 out_unref:
     blk_node_unref(base);
     return bs;
