@@ -464,6 +464,9 @@ out:
     return r;
 }
 
+/* How far check -r may grow the image file to reach a refcount block. */
+#define GROW_LIMIT (1ULL << 30)
+
 /* QEMU's check_refblocks: the refcount blocks themselves. */
 static int
 check_refblocks(struct ck *ck, unsigned fix)
@@ -498,9 +501,18 @@ check_refblocks(struct ck *ck, unsigned fix)
             if (!(fix & BLK_CHECK_FIX_ERRORS)) {
                 continue;
             }
-            /* Grow the file to hold it, as QEMU does. */
-            r = blk_child_truncate(q->file, off + q->cluster_size, false,
-                                   BLK_PREALLOC_OFF, &err);
+            /*
+             * Grow the file to hold it, as QEMU does; but not by more
+             * than GROW_LIMIT (QEMU makes a 16 TiB sparse file out of a
+             * garbage entry, then takes ages): that is a failed resize,
+             * and the refcount structure gets rebuilt instead.
+             */
+            if (off - ck->file_len > GROW_LIMIT) {
+                r = -EFBIG;
+            } else {
+                r = blk_child_truncate(q->file, off + q->cluster_size, false,
+                                       BLK_PREALLOC_OFF, &err);
+            }
             if (r < 0) {
                 ck->rebuild = true;
                 ck_log(ck, "ERROR could not resize image: %s\n", errstr(r));
