@@ -133,6 +133,18 @@ struct blk_driver {
     int (*pwritev)(struct blk_node *bs, uint64_t off, uint64_t len,
                    struct iovec *iov, int iovcnt, unsigned flags,
                    struct blk_error *err);
+    /*
+     * Optional fast path, called on the loop thread: the same as
+     * preadv/pwritev, but it must never block (RWF_NOWAIT, a trylock, a
+     * cache hit).  Return -EAGAIN when the request would block; the core
+     * then runs it on the pool.  Any other result completes the request.
+     */
+    int (*try_preadv)(struct blk_node *bs, uint64_t off, uint64_t len,
+                      struct iovec *iov, int iovcnt, unsigned flags,
+                      struct blk_error *err);
+    int (*try_pwritev)(struct blk_node *bs, uint64_t off, uint64_t len,
+                       struct iovec *iov, int iovcnt, unsigned flags,
+                       struct blk_error *err);
     int (*zero)(struct blk_node *bs, uint64_t off, uint64_t len,
                 unsigned flags, struct blk_error *err);
     int (*discard)(struct blk_node *bs, uint64_t off, uint64_t len,
@@ -271,6 +283,17 @@ int blk_child_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
                       struct blk_error *err);
 int blk_child_pread(struct blk_child *c, uint64_t off, void *buf, size_t len,
                     struct blk_error *err);
+/*
+ * The fast path on a child (loop thread, from a driver's try_* op): the
+ * core's checks, then the child's try op; -EAGAIN (with err clear) when
+ * it would block or the request needs the slow path's care.
+ */
+int blk_child_try_preadv(struct blk_child *c, uint64_t off, uint64_t len,
+                         struct iovec *iov, int iovcnt, unsigned flags,
+                         struct blk_error *err);
+int blk_child_try_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
+                          struct iovec *iov, int iovcnt, unsigned flags,
+                          struct blk_error *err);
 int blk_child_pwrite(struct blk_child *c, uint64_t off, const void *buf,
                      size_t len, unsigned flags, struct blk_error *err);
 int blk_child_zero(struct blk_child *c, uint64_t off, uint64_t len,

@@ -710,6 +710,58 @@ do_rw(struct blk_node *bs, uint64_t off, uint64_t len, struct iovec *iov,
     return r;
 }
 
+/*
+ * The loop's fast path: one preadv2/pwritev2 with RWF_NOWAIT, which fails
+ * with EAGAIN instead of waiting for the disk (page-cache misses, or
+ * writes that would block).  Anything short of a complete transfer goes
+ * to the pool, which redoes the whole request (both are idempotent).
+ */
+static int
+try_rw(struct blk_node *bs, uint64_t off, uint64_t len, struct iovec *iov,
+       int iovcnt, bool write, struct blk_error *err)
+{
+    struct file_state *s = blk_node_state(bs);
+    ssize_t n;
+
+    /*
+     * O_DIRECT never qualifies: RWF_NOWAIT only avoids lock waits there,
+     * the syscall still waits for the device.
+     */
+    if (iovcnt > IOV_MAX || (write && !s->fd_rw) || !s->is_reg ||
+        (s->base_flags & O_DIRECT)) {
+        return -EAGAIN;
+    }
+    n = write ? pwritev2(s->fd, iov, iovcnt, (off_t)off, RWF_NOWAIT)
+              : preadv2(s->fd, iov, iovcnt, (off_t)off, RWF_NOWAIT);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EOPNOTSUPP || errno == EINTR ||
+            errno == ENOSYS || errno == EINVAL) {
+            return -EAGAIN;
+        }
+        return rw_error(bs, -errno, write, err);
+    }
+    return (uint64_t)n == len ? 0 : -EAGAIN;
+}
+
+static int
+file_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                struct iovec *iov, int iovcnt, unsigned flags,
+                struct blk_error *err)
+{
+    return try_rw(bs, off, len, iov, iovcnt, false, err);
+}
+
+static int
+file_try_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                 struct iovec *iov, int iovcnt, unsigned flags,
+                 struct blk_error *err)
+{
+    if (flags & BLK_REQ_FUA) {
+        return -EAGAIN;
+    }
+    return try_rw(bs, off, len, iov, iovcnt, true, err);
+}
+
 static int
 file_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
             struct iovec *iov, int iovcnt, unsigned flags,
@@ -1274,6 +1326,8 @@ const struct blk_driver blk_driver_file = {
     .reopen_commit = file_reopen_commit,
     .reopen_abort = file_reopen_abort,
     .set_perm = file_set_perm,
+    .try_preadv = file_try_preadv,
+    .try_pwritev = file_try_pwritev,
 };
 
 const struct blk_driver blk_driver_host_device = {
@@ -1295,4 +1349,6 @@ const struct blk_driver blk_driver_host_device = {
     .reopen_commit = file_reopen_commit,
     .reopen_abort = file_reopen_abort,
     .set_perm = file_set_perm,
+    .try_preadv = file_try_preadv,
+    .try_pwritev = file_try_pwritev,
 };

@@ -19,6 +19,9 @@
 
 #define ZERO_CHUNK (1024 * 1024)    /* bytes per write when emulating zero */
 
+static void length_grew(struct blk_node *bs, uint64_t end);
+static void length_forget(struct blk_node *bs);
+
 static bool
 op_writes(enum blk_op op)
 {
@@ -617,11 +620,104 @@ blk_io_run(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
     }
     if (r == 0 && op_writes(op)) {
         blk_bitmaps_mark(bs, off, len);
+        if (op != BLK_OP_DISCARD) {
+            length_grew(bs, off + len);
+        }
     }
     if (t != NULL) {
         blk_track_end(bs, t);
     }
     return r;
+}
+
+/* ---- the fast path ------------------------------------------------------------------ */
+
+/* Does any request in flight on bs overlap [off, off+len)? */
+static bool
+track_overlaps(struct blk_node *bs, uint64_t off, uint64_t len)
+{
+    struct blk_track *t;
+    bool hit = false;
+
+    pthread_mutex_lock(&bs->track_lock);
+    for (t = bs->tracks; t != NULL && !hit; t = t->next) {
+        hit = t->start < off + len && off < t->end;
+    }
+    pthread_mutex_unlock(&bs->track_lock);
+    return hit;
+}
+
+/*
+ * Run an aligned read or write on the loop without blocking, or say
+ * -EAGAIN.  Only the plain case qualifies: aligned, within max_transfer,
+ * memory aligned, no detect-zeroes rewrite, no overlap with anything in
+ * flight, and a driver that offers a try op (a SERIAL driver only if its
+ * lock is free).  A track is held meanwhile, so a worker's nested request
+ * that overlaps waits for us.
+ */
+int
+blk_io_try(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
+           struct iovec *iov, int iovcnt, unsigned flags, bool top,
+           struct blk_error *err)
+{
+    const struct blk_driver *drv = bs->drv;
+    uint64_t a = bs->limits.request_alignment;
+    struct blk_track *t;
+    bool serial = drv->threads == BLK_THREADS_SERIAL;
+    int r;
+
+    if ((op == BLK_OP_READ ? drv->try_preadv : drv->try_pwritev) == NULL ||
+        (op != BLK_OP_READ && op != BLK_OP_WRITE) || len == 0 ||
+        ((off | len) & (a - 1)) != 0 ||
+        (bs->limits.max_transfer != 0 && len > bs->limits.max_transfer) ||
+        !iov_mem_aligned(iov, iovcnt, bs->limits.min_mem_alignment) ||
+        (op == BLK_OP_WRITE && bs->detect_zeroes != BLK_DZ_OFF)) {
+        return -EAGAIN;
+    }
+    r = check_request(bs, op, off, &len, top, err);
+    if (r < 0) {
+        return r;
+    }
+    if (track_overlaps(bs, off, len)) {
+        return -EAGAIN;
+    }
+    if (serial && pthread_mutex_trylock(&bs->serial_lock) != 0) {
+        return -EAGAIN;
+    }
+    t = blk_track_begin(bs, op, off, len, false);
+    r = op == BLK_OP_READ ? drv->try_preadv(bs, off, len, iov, iovcnt, flags, err)
+                          : drv->try_pwritev(bs, off, len, iov, iovcnt, flags,
+                                             err);
+    if (r > 0) {
+        r = 0;
+    }
+    if (r == 0 && op == BLK_OP_WRITE) {
+        blk_bitmaps_mark(bs, off, len);
+        length_grew(bs, off + len);
+    }
+    blk_track_end(bs, t);
+    if (serial) {
+        pthread_mutex_unlock(&bs->serial_lock);
+    }
+    return r;
+}
+
+int
+blk_child_try_preadv(struct blk_child *c, uint64_t off, uint64_t len,
+                     struct iovec *iov, int iovcnt, unsigned flags,
+                     struct blk_error *err)
+{
+    return blk_io_try(c->child, BLK_OP_READ, off, len, iov, iovcnt, flags,
+                      false, err);
+}
+
+int
+blk_child_try_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
+                      struct iovec *iov, int iovcnt, unsigned flags,
+                      struct blk_error *err)
+{
+    return blk_io_try(c->child, BLK_OP_WRITE, off, len, iov, iovcnt, flags,
+                      false, err);
 }
 
 /* ---- the blocking API ------------------------------------------------------------- */
@@ -704,6 +800,7 @@ blk_child_truncate(struct blk_child *c, uint64_t len, bool exact,
                    enum blk_prealloc prealloc, struct blk_error *err)
 {
     struct blk_node *bs = c->child;
+    int r;
 
     if (bs->read_only) {
         return blk_error_set(err, -EPERM, "Block node '%s' is read-only",
@@ -713,14 +810,59 @@ blk_child_truncate(struct blk_child *c, uint64_t len, bool exact,
         return blk_error_set(err, -ENOTSUP, "Image format '%s' does not "
                              "support resizing", bs->drv->name);
     }
-    return bs->drv->truncate(bs, len, exact, prealloc, err);
+    length_forget(bs);
+    r = bs->drv->truncate(bs, len, exact, prealloc, err);
+    length_forget(bs);
+    return r;
+}
+
+static bool
+caches_length(const struct blk_node *bs)
+{
+    return !bs->drv->is_format && !bs->drv->is_filter &&
+           bs->drv->get_length != NULL;
+}
+
+/* Data now reaches end on bs: a protocol node grew if end is past it. */
+static void
+length_grew(struct blk_node *bs, uint64_t end)
+{
+    uint64_t cur;
+
+    if (!__atomic_load_n(&bs->length_valid, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    cur = __atomic_load_n(&bs->length, __ATOMIC_RELAXED);
+    while (end > cur &&
+           !__atomic_compare_exchange_n(&bs->length, &cur, end, false,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+    }
+}
+
+/* Forget the cached length (truncate, reopen, anything that resizes). */
+static void
+length_forget(struct blk_node *bs)
+{
+    __atomic_store_n(&bs->length_valid, 0, __ATOMIC_RELEASE);
 }
 
 int64_t
 blk_node_get_length(struct blk_node *bs)
 {
     struct blk_node *f;
+    int64_t len;
 
+    if (caches_length(bs)) {
+        if (__atomic_load_n(&bs->length_valid, __ATOMIC_ACQUIRE)) {
+            return (int64_t)__atomic_load_n(&bs->length, __ATOMIC_RELAXED);
+        }
+        len = bs->drv->get_length(bs);
+        if (len >= 0) {
+            __atomic_store_n(&bs->length, (uint64_t)len, __ATOMIC_RELAXED);
+            __atomic_store_n(&bs->length_valid, 1, __ATOMIC_RELEASE);
+        }
+        return len;
+    }
     if (bs->drv->get_length != NULL) {
         return bs->drv->get_length(bs);
     }
@@ -822,6 +964,8 @@ int
 blk_node_truncate(struct blk_node *bs, uint64_t len, bool exact,
                   enum blk_prealloc prealloc, struct blk_error *err)
 {
+    int r;
+
     if (bs->read_only) {
         return blk_error_set(err, -EPERM, "Block node '%s' is read-only",
                              bs->node_name);
@@ -835,5 +979,8 @@ blk_node_truncate(struct blk_node *bs, uint64_t len, bool exact,
         return blk_error_set(err, -ENOTSUP, "Image format '%s' does not "
                              "support resizing", bs->drv->name);
     }
-    return bs->drv->truncate(bs, len, exact, prealloc, err);
+    length_forget(bs);
+    r = bs->drv->truncate(bs, len, exact, prealloc, err);
+    length_forget(bs);
+    return r;
 }

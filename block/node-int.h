@@ -57,7 +57,17 @@ struct blk_node {
     struct blk_track *tracks_tail;
     uint64_t track_seq;                 /* track_lock */
 
+    /*
+     * Protocol nodes cache their length (QEMU keeps total_sectors): set on
+     * first use, raised by writes past it (any thread, atomically),
+     * forgotten on truncate.  0 in length_valid means "ask the driver".
+     */
+    int length_valid;           /* atomic */
+    uint64_t length;            /* atomic; bytes */
+
     /* the asynchronous engine (loop) */
+    unsigned try_misses[2];     /* consecutive fast-path misses: read, write */
+    unsigned try_skip[2];       /* requests left to send straight to the pool */
     unsigned running;           /* admitted requests not yet called back */
     unsigned held;              /* requests held by the drain gate */
     unsigned quiesce;           /* drain_begin nesting */
@@ -115,6 +125,10 @@ int blk_io_run(struct blk_node *bs, enum blk_op op, uint64_t off,
                uint64_t len, struct iovec *iov, int iovcnt, unsigned flags,
                struct blk_status *st, bool top, bool tracked,
                struct blk_error *err);
+/* The fast path: -EAGAIN when the request must go to the pool. */
+int blk_io_try(struct blk_node *bs, enum blk_op op, uint64_t off,
+               uint64_t len, struct iovec *iov, int iovcnt, unsigned flags,
+               bool top, struct blk_error *err);
 struct blk_track *blk_track_begin(struct blk_node *bs, enum blk_op op,
                                   uint64_t off, uint64_t len, bool serialising);
 void blk_track_wait(struct blk_node *bs, struct blk_track *t);

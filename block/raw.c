@@ -121,6 +121,31 @@ raw_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
                                          flags, err);
 }
 
+/* The loop's fast path: the same window, the child's try op. */
+static int
+raw_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+               struct iovec *iov, int iovcnt, unsigned flags,
+               struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int r = adjust(s, &off, len, false, err);
+
+    return r < 0 ? r : blk_child_try_preadv(s->file, off, len, iov, iovcnt,
+                                            flags, err);
+}
+
+static int
+raw_try_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                struct iovec *iov, int iovcnt, unsigned flags,
+                struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int r = adjust(s, &off, len, true, err);
+
+    return r < 0 ? r : blk_child_try_pwritev(s->file, off, len, iov, iovcnt,
+                                             flags, err);
+}
+
 static int
 raw_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
          struct blk_error *err)
@@ -245,6 +270,8 @@ const struct blk_driver blk_driver_raw = {
     .open = raw_open,
     .preadv = raw_preadv,
     .pwritev = raw_pwritev,
+    .try_preadv = raw_try_preadv,
+    .try_pwritev = raw_try_pwritev,
     .zero = raw_zero,
     .discard = raw_discard,
     .block_status = raw_block_status,

@@ -3,6 +3,8 @@
  * tests: MEMDRV_SIZE bytes, options delay (max random µs per request,
  * default 200), align (request_alignment), max-transfer.  It asserts the
  * core's promises: aligned offsets and lengths, max_transfer respected.
+ * With a delay it also offers the loop's fast path (try ops) for about
+ * half the requests (by offset), so tests mix both paths.
  */
 #ifndef TESTS_UNIT_MEMDRV_H
 #define TESTS_UNIT_MEMDRV_H
