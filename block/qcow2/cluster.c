@@ -988,7 +988,7 @@ qcow2_preallocate_data(struct qcow2 *q, uint64_t from, uint64_t to,
 
             qcow2_l2_set(q, slice, i + c,
                          (host + c * q->cluster_size) | QCOW2_OFLAG_COPIED);
-            qcow2_l2_set_bitmap(q, slice, i + c, QCOW2_BITMAP_ALL_ALLOC);
+            /* Subclusters stay unallocated (QEMU's preallocation). */
             if ((old & QCOW2_OFLAG_COMPRESSED) ||
                 (old & QCOW2_L2E_OFFSET_MASK) != 0) {
                 qcow2_free_any_cluster(q, old, 1, QCOW2_DISCARD_NEVER);

@@ -15,6 +15,7 @@
 
 #include "tests/unit/unit.h"
 #include "block/block.h"
+#include "block/qcow2/qcow2-int.h"
 #include "util/xalloc.h"
 
 static char dir[] = "/tmp/blk-test-qcow2-XXXXXX";
@@ -516,6 +517,305 @@ test_more_layouts(void)
     free(base);
 }
 
+/* ---- create with backing file, data file, preallocation ---------------- */
+
+static void
+create_compare(const char *what, const char *qemu_opts, uint64_t size,
+               struct kv *o, const char *data_a, const char *data_b)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    char *a = path("ref.qcow2"), *b = path("blk.qcow2");
+    int r;
+
+    if (!have_qemu) {
+        kv_free(o);
+        CHECK(1);
+        return;
+    }
+    sh("rm -f %s %s", a, b);
+    if (data_a != NULL) {
+        /* The data file name is stored as given; run in the directory. */
+        sh("cd %s && qemu-img create -q -f qcow2 -o %s,data_file=%s ref.qcow2 "
+           "%llu", dir, qemu_opts, data_a, (unsigned long long)size);
+    } else {
+        sh("qemu-img create -q -f qcow2 -o %s %s %llu", qemu_opts, a,
+           (unsigned long long)size);
+    }
+    if (data_b != NULL) {
+        struct kv *df = kv_new_object();
+        char *dp = path(data_b);
+
+        create_file(dp, &err);
+        kv_set(df, "driver", kv_new_str("file"));
+        kv_set(df, "filename", kv_new_str(dp));
+        kv_set(o, "data-file", df);
+        free(dp);
+    }
+    r = create_qcow2(b, size, o, &err);
+    if (r < 0) {
+        fprintf(stderr, "%s: %s\n", what, err.msg);
+    }
+    CHECK_INT(r, 0);
+    if (data_b != NULL) {
+        /* Names differ (absolute vs relative): compare everything else. */
+        r = sh("cd %s && qemu-img check -q %s && qemu-img compare -q %s %s",
+               dir, b, a, b);
+    } else {
+        r = sh("cmp %s %s", a, b);
+    }
+    if (r != 0) {
+        fprintf(stderr, "%s: differs from qemu-img's\n", what);
+    }
+    CHECK_INT(r, 0);
+    free(a);
+    free(b);
+}
+
+static void
+test_create_options(void)
+{
+    char *base = path("cbase.qcow2");
+    struct kv *o;
+
+    if (have_qemu) {
+        sh("qemu-img create -q -f qcow2 %s 16M", base);
+    }
+    o = kv_new_object();
+    kv_set(o, "backing-file", kv_new_str(base));
+    kv_set(o, "backing-fmt", kv_new_str("qcow2"));
+    {
+        char *opts = xasprintf("backing_file=%s,backing_fmt=qcow2", base);
+
+        create_compare("backing file", opts, 16 << 20, o, NULL, NULL);
+        free(opts);
+    }
+    o = kv_new_object();
+    kv_set(o, "backing-file", kv_new_str(base));
+    kv_set(o, "backing-fmt", kv_new_str("qcow2"));
+    kv_set(o, "cluster-size", kv_new_uint(4096));
+    {
+        char *opts = xasprintf("backing_file=%s,backing_fmt=qcow2,"
+                               "cluster_size=4k", base);
+
+        create_compare("backing file, 4k clusters", opts, 16 << 20, o, NULL,
+                       NULL);
+        free(opts);
+    }
+    o = kv_new_object();
+    kv_set(o, "preallocation", kv_new_str("metadata"));
+    create_compare("preallocation=metadata", "preallocation=metadata",
+                   3 << 20, o, NULL, NULL);
+    o = kv_new_object();
+    kv_set(o, "preallocation", kv_new_str("metadata"));
+    kv_set(o, "cluster-size", kv_new_uint(512));
+    create_compare("preallocation=metadata, 512-byte clusters",
+                   "preallocation=metadata,cluster_size=512", 8 << 20, o,
+                   NULL, NULL);
+    o = kv_new_object();
+    kv_set(o, "preallocation", kv_new_str("falloc"));
+    create_compare("preallocation=falloc", "preallocation=falloc", 3 << 20, o,
+                   NULL, NULL);
+    o = kv_new_object();
+    kv_set(o, "preallocation", kv_new_str("full"));
+    create_compare("preallocation=full", "preallocation=full", 3 << 20, o,
+                   NULL, NULL);
+    o = kv_new_object();
+    kv_set(o, "preallocation", kv_new_str("full"));
+    kv_set(o, "extended-l2", kv_new_bool(true));
+    create_compare("preallocation=full, extended L2",
+                   "preallocation=full,extended_l2=on", 3 << 20, o, NULL, NULL);
+    o = kv_new_object();
+    create_compare("external data file", "compat=1.1", 4 << 20, o, "a.data",
+                   "b.data");
+    o = kv_new_object();
+    kv_set(o, "data-file-raw", kv_new_bool(true));
+    create_compare("external raw data file", "data_file_raw=on", 4 << 20, o,
+                   "a.data", "b.data");
+    free(base);
+}
+
+/* ---- external data file I/O --------------------------------------------- */
+
+static void
+test_data_file_io(void)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_graph *g;
+    struct blk_node *bs;
+    char *img = path("df.qcow2"), *ref = path("df-ref.qcow2");
+    uint8_t *buf = xmalloc(65536);
+    int r;
+
+    if (!have_qemu) {
+        CHECK(1);
+        return;
+    }
+    sh("cd %s && rm -f df.qcow2 df.data && qemu-img create -q -f qcow2 -o "
+       "data_file=df.data,data_file_raw=on df.qcow2 8M", dir);
+    sh("cd %s && rm -f df-ref.qcow2 df-ref.data && qemu-img create -q -f qcow2 "
+       "-o data_file=df-ref.data,data_file_raw=on df-ref.qcow2 8M", dir);
+    g = blk_graph_new();
+    bs = open_img(g, img, true, &err);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        fprintf(stderr, "data file open: %s\n", err.msg);
+        blk_graph_free(g);
+        goto out;
+    }
+    fill(buf, 65536, 0x5a);
+    CHECK_INT(blk_node_pwrite(bs, 65536, buf, 65536, 0, &err), 0);
+    CHECK_INT(blk_node_pwrite(bs, 300000, buf, 1000, 0, &err), 0);
+    CHECK_INT(blk_node_zero(bs, 65536, 4096, 0, &err), 0);
+    r = blk_node_pwrite(bs, 1 << 20, buf, 65536, BLK_REQ_COMPRESSED, &err);
+    CHECK(r == -ENOTSUP);
+    memset(buf, 1, 65536);
+    CHECK_INT(blk_node_pread(bs, 65536, buf, 65536, &err), 0);
+    CHECK(buf[0] == 0 && buf[4095] == 0 && buf[4096] == 0x5a);
+    blk_node_unref(bs);
+    blk_graph_free(g);
+    sh("cd %s && qemu-io -c 'write -P 0x5a 65536 65536' -c 'write -P 0x5a "
+       "300000 1000' -c 'write -z 65536 4096' %s >/dev/null", dir, ref);
+    r = sh("cd %s && qemu-img check -q %s && qemu-img compare -q %s %s", dir,
+           img, ref, img);
+    CHECK_INT(r, 0);
+    /* The raw data file holds the guest data at the guest offsets. */
+    r = sh("cmp %s/df.data %s/df-ref.data", dir, dir);
+    CHECK_INT(r, 0);
+out:
+    free(buf);
+    free(img);
+    free(ref);
+}
+
+/* ---- lazy refcounts, dirty and corrupt bits ---------------------------- */
+
+static uint64_t
+incompat_bits(const char *p)
+{
+    uint8_t h[8] = { 0 };
+    FILE *f = fopen(p, "rb");
+
+    if (f != NULL) {
+        if (fseek(f, 72, SEEK_SET) != 0 || fread(h, 1, 8, f) != 8) {
+            memset(h, 0xff, 8);
+        }
+        fclose(f);
+    }
+    return ((uint64_t)h[6] << 8) | h[7];
+}
+
+static void
+set_incompat_bits(const char *p, uint8_t bits)
+{
+    FILE *f = fopen(p, "r+b");
+
+    if (f != NULL) {
+        if (fseek(f, 79, SEEK_SET) == 0) {
+            fputc(bits, f);
+        }
+        fclose(f);
+    }
+}
+
+static void
+test_lazy_dirty_corrupt(void)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_graph *g = blk_graph_new();
+    char *p = path("lazy.qcow2");
+    struct blk_node *bs;
+    uint8_t buf[4096];
+    struct kv *o = kv_new_object();
+
+    kv_set(o, "lazy-refcounts", kv_new_bool(true));
+    CHECK_INT(create_qcow2(p, 16 << 20, o, &err), 0);
+    bs = open_img(g, p, true, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        fill(buf, sizeof(buf), 0x42);
+        CHECK_INT(blk_node_pwrite(bs, 0, buf, sizeof(buf), 0, &err), 0);
+        /* The dirty bit is on disk while the image is open. */
+        CHECK_INT(incompat_bits(p) & QCOW2_INCOMPAT_DIRTY, QCOW2_INCOMPAT_DIRTY);
+        blk_node_unref(bs);
+    }
+    CHECK_INT(incompat_bits(p) & QCOW2_INCOMPAT_DIRTY, 0);
+    if (have_qemu) {
+        CHECK_INT(sh("qemu-img check -q %s", p), 0);
+    }
+
+    /* The corrupt bit: read-only opens work, read-write ones don't. */
+    set_incompat_bits(p, QCOW2_INCOMPAT_CORRUPT);
+    blk_error_clear(&err);
+    bs = open_img(g, p, true, &err);
+    CHECK(bs == NULL);
+    CHECK(strstr(err.msg, "qcow2: Image is corrupt; cannot be opened "
+                 "read/write") != NULL);
+    blk_error_clear(&err);
+    bs = open_img(g, p, false, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        CHECK_INT(blk_node_pread(bs, 0, buf, sizeof(buf), &err), 0);
+        CHECK(buf[0] == 0x42);
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+    free(p);
+}
+
+/* An L2 entry that points at the L1 table: the write is refused, the
+ * image is marked corrupt, reads of the bad entry fail cleanly. */
+static void
+test_runtime_corruption(void)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_graph *g;
+    struct blk_node *bs;
+    char *p = path("bad.qcow2");
+    uint8_t buf[4096];
+    int r;
+
+    if (!have_qemu) {
+        CHECK(1);
+        return;
+    }
+    sh("qemu-img create -q -f qcow2 %s 16M && qemu-io -c 'write -P 1 0 64k' "
+       "%s >/dev/null", p, p);
+    /* L2 at 0x40000: entry 0 -> 0x30000 (the L1 table), copied. */
+    sh("printf '\\200\\0\\0\\0\\0\\003\\0\\0' | dd of=%s bs=1 "
+       "seek=262144 conv=notrunc 2>/dev/null", p);
+    g = blk_graph_new();
+    bs = open_img(g, p, true, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        fill(buf, sizeof(buf), 0x33);
+        r = blk_node_pwrite(bs, 0, buf, sizeof(buf), 0, &err);
+        CHECK_INT(r, -EIO);
+        CHECK(strstr(err.msg, "Preventing invalid write on metadata "
+                     "(overlaps with active L1 table)") != NULL);
+        CHECK_INT(incompat_bits(p) & QCOW2_INCOMPAT_CORRUPT,
+                  QCOW2_INCOMPAT_CORRUPT);
+        blk_error_clear(&err);
+        r = blk_node_pwrite(bs, 1 << 20, buf, sizeof(buf), 0, &err);
+        CHECK_INT(r, -EIO);
+        blk_node_unref(bs);
+    }
+    /* Unaligned cluster offset: reads fail with -EIO naming the offset. */
+    sh("printf '\\200\\0\\0\\0\\0\\005\\002\\0' | dd of=%s bs=1 "
+       "seek=262144 conv=notrunc 2>/dev/null", p);
+    blk_error_clear(&err);
+    bs = open_img(g, p, false, &err);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        r = blk_node_pread(bs, 0, buf, sizeof(buf), &err);
+        CHECK_INT(r, -EIO);
+        CHECK(strstr(err.msg, "Cluster allocation offset 0x50200 unaligned")
+              != NULL);
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+    free(p);
+}
+
 int
 main(void)
 {
@@ -528,7 +828,14 @@ main(void)
     test_read_qemu_image();
     test_create_identical();
     test_layouts();
+    if (getenv("BLK_TEST_ONLY_COMPRESSED") != NULL) {
+        return unit_done();
+    }
     test_more_layouts();
+    test_create_options();
+    test_data_file_io();
+    test_lazy_dirty_corrupt();
+    test_runtime_corruption();
     if (getenv("BLK_TEST_KEEP") != NULL) {
         fprintf(stderr, "kept %s\n", dir);
     } else {
