@@ -25,7 +25,7 @@
 #define SECTOR 512u
 #define MAX_STATUS_LEN (1ull << 30)     /* ask block status 1 GiB at a time */
 
-enum slot_state { S_IDLE, S_READ, S_COMPARE, S_WAIT, S_WRITE };
+enum slot_state { S_IDLE, S_READ, S_WAIT, S_WRITE };
 
 enum piece_kind { P_DATA, P_ZERO };
 
@@ -45,6 +45,9 @@ struct slot {
     uint64_t cur_len;           /* length of the read in flight */
     struct blk_req req;         /* the read in flight */
     struct iovec iov;
+    struct blk_req creq;        /* rebase: the read of the new backing */
+    struct iovec ciov;
+    int reads_out;              /* main read chain + compare read not done */
     struct piece *pieces;
     struct blk_req *wreq;
     struct iovec *wiov;
@@ -554,6 +557,24 @@ try_write(struct slot *s)
     issue_writes(s);
 }
 
+/*
+ * The main read (all its pieces) and, for rebase, the read of the new
+ * backing run at the same time; the chunk goes on when both are done.
+ */
+static void
+read_phase_done(struct slot *s)
+{
+    if (--s->reads_out > 0) {
+        return;
+    }
+    if (s->e->ret < 0) {
+        finish_slot(s);
+        return;
+    }
+    plan_writes(s);
+    try_write(s);
+}
+
 static void
 compare_cb(struct blk_req *req)
 {
@@ -565,51 +586,36 @@ compare_cb(struct blk_req *req)
             blk_img_error("error while reading from new backing file");
         }
         fail(e, req->ret);
-        finish_slot(s);
-        return;
     }
-    plan_writes(s);
-    try_write(s);
+    read_phase_done(s);
 }
 
+/* rebase: read the new backing's view of the chunk into s->cmp. */
 static void
 start_compare(struct slot *s)
 {
     struct cv_job *j = s->e->j;
     uint64_t n = 0;
 
-    s->state = S_COMPARE;
     if (j->compare_bs != NULL && s->off < j->compare_len) {
         n = j->compare_len - s->off < s->len ? j->compare_len - s->off : s->len;
     }
     memset(s->cmp + n, 0, s->len - n);
     if (n == 0) {
-        plan_writes(s);
-        try_write(s);
+        s->reads_out--;
         return;
     }
-    memset(&s->req, 0, sizeof(s->req));
-    s->iov.iov_base = s->cmp;
-    s->iov.iov_len = n;
-    s->req.op = BLK_OP_READ;
-    s->req.offset = s->off;
-    s->req.length = n;
-    s->req.iov = &s->iov;
-    s->req.iovcnt = 1;
-    s->req.cb = compare_cb;
-    s->req.opaque = s;
-    blk_req_submit(j->compare_bs, &s->req);
-}
-
-static void
-read_done(struct slot *s)
-{
-    if (s->e->j->compare) {
-        start_compare(s);
-        return;
-    }
-    plan_writes(s);
-    try_write(s);
+    memset(&s->creq, 0, sizeof(s->creq));
+    s->ciov.iov_base = s->cmp;
+    s->ciov.iov_len = n;
+    s->creq.op = BLK_OP_READ;
+    s->creq.offset = s->off;
+    s->creq.length = n;
+    s->creq.iov = &s->ciov;
+    s->creq.iovcnt = 1;
+    s->creq.cb = compare_cb;
+    s->creq.opaque = s;
+    blk_req_submit(j->compare_bs, &s->creq);
 }
 
 static void
@@ -638,7 +644,7 @@ read_cb(struct blk_req *req)
                 report(e, "error while reading at byte ", s->off, req->ret);
             }
             fail(e, req->ret);
-            finish_slot(s);
+            read_phase_done(s);
             return;
         }
     } else {
@@ -649,11 +655,7 @@ read_cb(struct blk_req *req)
         start_read(s);
         return;
     }
-    if (e->ret < 0) {
-        finish_slot(s);
-        return;
-    }
-    read_done(s);
+    read_phase_done(s);
 }
 
 /* Read the next piece of the chunk (one source part, or one sector when salvaging). */
@@ -696,6 +698,11 @@ start_chunk(struct slot *s, uint64_t off, uint64_t len, enum cv_status st)
     s->pos = 0;
     s->salvage_until = 0;
     if (st == CV_DATA) {
+        s->state = S_READ;
+        s->reads_out = 1 + (s->e->j->compare ? 1 : 0);
+        if (s->e->j->compare) {
+            start_compare(s);
+        }
         start_read(s);
     } else {
         plan_writes(s);
