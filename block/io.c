@@ -799,21 +799,7 @@ int
 blk_child_truncate(struct blk_child *c, uint64_t len, bool exact,
                    enum blk_prealloc prealloc, struct blk_error *err)
 {
-    struct blk_node *bs = c->child;
-    int r;
-
-    if (bs->read_only) {
-        return blk_error_set(err, -EPERM, "Block node '%s' is read-only",
-                             bs->node_name);
-    }
-    if (bs->drv->truncate == NULL) {
-        return blk_error_set(err, -ENOTSUP, "Image format '%s' does not "
-                             "support resizing", bs->drv->name);
-    }
-    length_forget(bs);
-    r = bs->drv->truncate(bs, len, exact, prealloc, err);
-    length_forget(bs);
-    return r;
+    return blk_node_truncate(c->child, len, exact, prealloc, err);
 }
 
 static bool
