@@ -594,6 +594,13 @@ int
 qcow2_alloc_for_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
                       uint64_t *host, struct blk_error *err)
 {
+    return qcow2_prepare_write(q, off, bytes, host, NULL, err);
+}
+
+int
+qcow2_prepare_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
+                    uint64_t *host, bool *in_place, struct blk_error *err)
+{
     uint64_t in_cluster = qcow2_offset_into_cluster(q, off);
     uint64_t c0 = off - in_cluster;
     uint64_t i, n, e, b, want, end, new_host = 0, last_c;
@@ -602,6 +609,9 @@ qcow2_alloc_for_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
     void *slice;
     int r;
 
+    if (in_place != NULL) {
+        *in_place = false;
+    }
     r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
     if (r < 0) {
         return r;
@@ -647,6 +657,9 @@ qcow2_alloc_for_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
             *bytes = n * q->cluster_size - in_cluster;
         }
         *host = h0 + in_cluster;
+        if (in_place != NULL) {
+            *in_place = true;
+        }
         return qcow2_pre_write_check(q, 0, *host, *bytes, true, err);
     }
 

@@ -628,6 +628,14 @@ int qcow2_get_l2_slice(struct qcow2 *q, uint64_t off, bool for_write,
 int qcow2_alloc_for_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
                           uint64_t *host, struct blk_error *err);
 
+/*
+ * As qcow2_alloc_for_write; *in_place (may be NULL) says the range was
+ * already allocated and writable in place (no metadata changed), so the
+ * caller may drop q->lock while it writes the data.
+ */
+int qcow2_prepare_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
+                        uint64_t *host, bool *in_place, struct blk_error *err);
+
 /* Zero (v3 flag / ext-l2 bits) or discard guest clusters [off, off+len). */
 int qcow2_zero_clusters(struct qcow2 *q, uint64_t off, uint64_t len,
                         unsigned flags, struct blk_error *err);

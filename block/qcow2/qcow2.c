@@ -239,29 +239,51 @@ prepare_write(struct qcow2 *q, struct blk_error *err)
 }
 
 static int
-write_locked(struct qcow2 *q, uint64_t off, uint64_t len,
-             const struct iovec *iov, int cnt, unsigned flags,
-             struct blk_error *err)
+write_range(struct qcow2 *q, uint64_t off, uint64_t len,
+            const struct iovec *iov, int cnt, unsigned flags, bool unlock_ok,
+            struct blk_error *err)
 {
     uint64_t pos = 0;
     int r = prepare_write(q, err);
 
     while (r == 0 && pos < len) {
         uint64_t n = len - pos, host;
+        bool in_place;
         struct iovec *v;
         int vc;
 
-        r = qcow2_alloc_for_write(q, off + pos, &n, &host, err);
+        r = qcow2_prepare_write(q, off + pos, &n, &host, &in_place, err);
         if (r < 0) {
             break;
         }
         vc = iov_slice(iov, cnt, pos, n, &v);
+        /*
+         * Data of clusters we own (refcount 1, mapped) needs no metadata:
+         * let other requests run meanwhile.  Overlapping guest requests
+         * are serialised by the core, and nothing frees a cluster a
+         * non-overlapping request could be writing in place.
+         */
+        if (in_place && unlock_ok) {
+            pthread_mutex_unlock(&q->lock);
+        }
         r = blk_child_pwritev(q->data_file, host, n, v, vc,
                               flags & BLK_REQ_FUA, err);
+        if (in_place && unlock_ok) {
+            pthread_mutex_lock(&q->lock);
+        }
         free(v);
         pos += n;
     }
     return r;
+}
+
+/* Write with q->lock held throughout (zero fallback, compressed fallback). */
+static int
+write_locked(struct qcow2 *q, uint64_t off, uint64_t len,
+             const struct iovec *iov, int cnt, unsigned flags,
+             struct blk_error *err)
+{
+    return write_range(q, off, len, iov, cnt, flags, false, err);
 }
 
 static int
@@ -389,7 +411,7 @@ qcow2_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
         return write_compressed(q, off, len, iov, iovcnt, err);
     }
     pthread_mutex_lock(&q->lock);
-    r = write_locked(q, off, len, iov, iovcnt, flags, err);
+    r = write_range(q, off, len, iov, iovcnt, flags, true, err);
     pthread_mutex_unlock(&q->lock);
     return r;
 }
