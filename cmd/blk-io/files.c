@@ -372,10 +372,14 @@ io_cmd_open(struct io_state *st, int argc, char **argv)
     int c;
 
     spec->flags = BLK_OPEN_RDWR | BLK_OPEN_UNMAP;
+    spec->writethrough = true;  /* qemu-io's default cache mode */
     while ((c = getopt(argc, argv, "snCro:ki:t:d:U")) != -1) {
         switch (c) {
         case 's': spec->snapshot = true; break;
-        case 'n': spec->flags |= BLK_OPEN_NOCACHE; break;
+        case 'n':
+            spec->flags |= BLK_OPEN_NOCACHE;
+            spec->writethrough = false;
+            break;
         case 'C': spec->cor = true; break;
         case 'r': spec->flags &= ~BLK_OPEN_RDWR; break;
         case 'k': break;

@@ -134,6 +134,7 @@ main(int argc, char **argv)
     bool qmp = false;
 
     spec->flags = BLK_OPEN_RDWR | BLK_OPEN_UNMAP;
+    spec->writethrough = true;  /* qemu-io's default cache mode */
     st.out = stdout;
     st.err = stderr;
     while ((c = getopt_long(argc, argv, "hVc:d:f:rsnCmki:t:T:U", long_opts,
@@ -159,7 +160,10 @@ main(int argc, char **argv)
             break;
         case 'r': spec->flags &= ~BLK_OPEN_RDWR; break;
         case 's': spec->snapshot = true; break;
-        case 'n': spec->flags |= BLK_OPEN_NOCACHE; break;
+        case 'n':
+            spec->flags |= BLK_OPEN_NOCACHE;
+            spec->writethrough = false;
+            break;
         case 'C': spec->cor = true; break;
         case 'm': st.misalign = true; break;
         case 'k': break;
