@@ -269,12 +269,24 @@ qcow2_snapshot_write_table(struct qcow2 *q, int *free_failed,
     }
     if (q->snapshots_size > 0) {
         struct blk_error ferr = BLK_ERROR_INIT;
+        int64_t flen = blk_child_get_length(q->file);
+        int fr;
 
-        /* A leak at worst; check reports it the way QEMU prints it. */
-        if (qcow2_update_refcount(q, q->snapshots_offset, q->snapshots_size,
-                                  -1, QCOW2_DISCARD_SNAPSHOT, &ferr) < 0 &&
-            free_failed != NULL) {
-            *free_failed = ferr.code;
+        /*
+         * A leak at worst; check reports it the way QEMU prints it.  A
+         * table past the end of the file has no refcounts to drop (QEMU
+         * would try to grow the refcount table for it).
+         */
+        if (flen >= 0 && q->snapshots_offset + q->snapshots_size >
+                         (uint64_t)flen) {
+            fr = -EINVAL;
+        } else {
+            fr = qcow2_update_refcount(q, q->snapshots_offset,
+                                       q->snapshots_size, -1,
+                                       QCOW2_DISCARD_SNAPSHOT, &ferr);
+        }
+        if (fr < 0 && free_failed != NULL) {
+            *free_failed = fr;
         }
     }
     q->snapshots_offset = (uint64_t)off;
