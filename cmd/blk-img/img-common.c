@@ -790,6 +790,12 @@ img_block_status_chain(struct blk_node *bs, uint64_t off, uint64_t len,
             break;
         }
         len = st->pnum;
+        if (!blk_node_driver(cur)->has_backing) {
+            /* e.g. null-co: neither data nor zeroes, nothing to map */
+            st->flags = 0;
+            st->file = NULL;
+            break;
+        }
         backing = blk_node_backing(cur);
         blen = backing != NULL ? blk_node_get_length(backing) : -1;
         if (backing == NULL || blen < 0 || off >= (uint64_t)blen) {

@@ -158,6 +158,24 @@ snapshots_list(struct blk_node *bs)
     return list;
 }
 
+/*
+ * QEMU reports dirty-flag (and cluster-size) only for drivers that answer
+ * its get_info call: the file protocols, raw and qcow2, not null-co.
+ */
+static bool
+has_block_info(struct blk_node *bs)
+{
+    static const char *const names[] = { "file", "host_device", "raw", "qcow2" };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(names); i++) {
+        if (strcmp(img_format_name(bs), names[i]) == 0) {
+            return true;
+        }
+    }
+    return blk_node_driver(bs)->get_info != NULL;
+}
+
 /* ImageInfo, members in QAPI order (which decides ties in QDict order). */
 static struct kv *
 image_info(struct blk_node *bs, const char *name)
@@ -176,7 +194,9 @@ image_info(struct blk_node *bs, const char *name)
     }
     kv_set(info, "filename", kv_new_str(filename != NULL ? filename : name));
     kv_set(info, "format", kv_new_str(img_format_name(bs)));
-    kv_set(info, "dirty-flag", kv_new_bool(f.dirty));
+    if (has_block_info(bs)) {
+        kv_set(info, "dirty-flag", kv_new_bool(f.dirty));
+    }
     if (actual >= 0) {
         kv_set(info, "actual-size", kv_new_int(actual));
     }

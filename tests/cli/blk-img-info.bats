@@ -166,3 +166,12 @@ setup() {
     assert_line "ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT"
     assert_line --regexp '^1         snap1                 0 B [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} 00:00:00.000          0$'
 }
+
+@test "info: no dirty flag or cluster size for null-co" {
+    run "$BLK_IMG" info --output=json --image-opts driver=null-co,size=1048576
+    assert_success
+    assert_line '    "virtual-size": 1048576,'
+    assert_line '    "format": "null-co",'
+    refute_line --partial dirty-flag
+    refute_line --partial cluster-size
+}

@@ -99,3 +99,11 @@ setup() {
     assert_success
     assert_equal "${#lines[@]}" 5
 }
+
+@test "map: null-co without read-zeroes maps nothing" {
+    golden map-null map --output=json --image-opts driver=null-co,size=1048576
+}
+
+@test "map: null-co with read-zeroes" {
+    golden map-null-zeroes map --output=json --image-opts driver=null-co,size=1048576,read-zeroes=on
+}
