@@ -34,6 +34,7 @@ check_script() {
 @test "qemu-io 030-qcow2-map: map and alloc on qcow2: data, zero and unallocated clusters" { check_script 030-qcow2-map; }
 @test "qemu-io 031-raw-map: map and alloc on raw: one allocated extent" { check_script 031-raw-map; }
 @test "qemu-io 032-qcow2-aio-extend: iotest 032: aio writes that allocate clusters, then verify" { check_script 032-qcow2-aio-extend; }
+@test "qemu-io 033-unaligned: iotest 033 (in our words): writes and zero writes at unaligned offsets, verified around" { check_script 033-unaligned; }
 @test "qemu-io 034-qcow2-backing: iotest 034 (in part): an overlay reads its backing file where it has no data" { check_script 034-qcow2-backing; }
 @test "qemu-io 040-info: info on raw and qcow2 (qcow2 v3 defaults, compat=0.10, 4k clusters, lazy refcounts)" { check_script 040-info; }
 @test "qemu-io 041-length: length prints the size in qemu-io's units" { check_script 041-length; }
@@ -55,7 +56,7 @@ check_script() {
 @test "qemu-io 057-qcow2-compressed: write -c on qcow2: whole clusters only" { check_script 057-qcow2-compressed; }
 @test "qemu-io 058-cache-modes: -n and -t cache modes work for I/O" { check_script 058-cache-modes; }
 @test "qemu-io 059-discard-modes: -d discard modes (raw: unmap punches holes that read back as zeroes)" { check_script 059-discard-modes; }
-@test "qemu-io 060-usage: the command line: extra arguments, invalid options, -T" { check_script 060-usage; }
+@test "qemu-io 060-usage: the command line: extra arguments and invalid options fail (exit status only:" { check_script 060-usage; }
 @test "qemu-io 061-misalign: -m misaligns buffers; I/O still works, also with -n" { check_script 061-misalign; }
 @test "qemu-io 062-probe-raw: a probed raw image prints qemu's warning" { check_script 062-probe-raw; }
 @test "qemu-io 063-zero-length: zero-length requests" { check_script 063-zero-length; }
@@ -66,3 +67,5 @@ check_script() {
 @test "qemu-io 068-flush: flush and aio_flush with nothing in flight" { check_script 068-flush; }
 @test "qemu-io 069-sigraise: sigraise: argument errors (a real signal would end the program)" { check_script 069-sigraise; }
 @test "qemu-io 070-large-requests: requests up to the 2 GiB - 512 limit" { check_script 070-large-requests; }
+@test "qemu-io 072-qcow2-zero-clusters: zero writes over allocated qcow2 clusters, whole and partial, with and without -u" { check_script 072-qcow2-zero-clusters; }
+@test "qemu-io 073-aio-sequence: aio writes then reads of the same range, each flushed before the next" { check_script 073-aio-sequence; }
