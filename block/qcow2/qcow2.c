@@ -689,6 +689,70 @@ qcow2_get_length(struct blk_node *bs)
     return (int64_t)qcow2_state(bs)->size;
 }
 
+/*
+ * Shrink to len (QEMU's order): discard the clusters past the end, free
+ * the L2 tables of L1 entries past it, then cut the file after the last
+ * cluster still in use.
+ */
+static int
+shrink(struct qcow2 *q, uint64_t len, struct blk_error *err)
+{
+    uint64_t start = (len + q->cluster_size - 1) & ~(q->cluster_size - 1);
+    uint64_t new_l1 = qcow2_l1_entries_for(len, q->cluster_bits,
+                                           q->extended_l2);
+    int64_t flen = blk_child_get_length(q->file);
+    int r;
+
+    r = qcow2_discard_clusters(q, start, q->size - start, QCOW2_DISCARD_ALWAYS,
+                               true, err);
+    if (r < 0) {
+        return r;
+    }
+    if (new_l1 < q->l1_size) {
+        r = qcow2_flush_locked(q, err);
+        if (r < 0) {
+            return r;
+        }
+        for (uint64_t i = new_l1; i < q->l1_size; i++) {
+            uint64_t l2 = q->l1[i] & QCOW2_L1E_OFFSET_MASK;
+
+            if (l2 != 0) {
+                qcow2_free_clusters(q, l2, q->cluster_size,
+                                    QCOW2_DISCARD_ALWAYS);
+            }
+            q->l1[i] = 0;
+        }
+        r = qcow2_write_l1_entries(q, new_l1, q->l1_size - new_l1, err);
+        if (r < 0) {
+            return r;
+        }
+    }
+    r = qcow2_flush_locked(q, err);
+    if (r == 0 && flen > 0) {
+        uint64_t clusters = ((uint64_t)flen + q->cluster_size - 1) >>
+                            q->cluster_bits;
+        uint64_t last = clusters;
+
+        while (last > 0) {
+            uint64_t rc;
+
+            r = qcow2_get_refcount(q, last - 1, &rc, err);
+            if (r < 0 || rc > 0) {
+                break;
+            }
+            last--;
+        }
+        if (r == 0 && last < clusters) {
+            struct blk_error ignored = BLK_ERROR_INIT;
+
+            /* A failure here only leaves a longer file, as in QEMU. */
+            blk_child_truncate(q->file, last << q->cluster_bits, false,
+                               BLK_PREALLOC_OFF, &ignored);
+        }
+    }
+    return r;
+}
+
 static int
 qcow2_truncate(struct blk_node *bs, uint64_t len, bool exact,
                enum blk_prealloc prealloc, struct blk_error *err)
@@ -708,11 +772,7 @@ qcow2_truncate(struct blk_node *bs, uint64_t len, bool exact,
                               "snapshots");
             goto out;
         }
-        r = qcow2_discard_clusters(q, (len + q->cluster_size - 1) &
-                                   ~(q->cluster_size - 1),
-                                   q->size - ((len + q->cluster_size - 1) &
-                                              ~(q->cluster_size - 1)),
-                                   QCOW2_DISCARD_ALWAYS, true, err);
+        r = shrink(q, len, err);
     } else {
         r = qcow2_grow_l1(q, qcow2_l1_entries_for(len, q->cluster_bits,
                                                   q->extended_l2), true, err);
