@@ -318,6 +318,8 @@ struct qcow2 {
     bool check_mode;                    /* opened for check: tolerate corruption */
     struct blk_child *backing;          /* borrowed child; NULL when none */
     bool in_prealloc;                   /* metadata preallocation: no COW, no data */
+    bool prealloc_checked;              /* metadata_prealloc is known */
+    bool metadata_prealloc;             /* far more clusters referenced than stored */
 };
 
 static inline struct qcow2 *

@@ -646,6 +646,38 @@ qcow2_flush(struct blk_node *bs, struct blk_error *err)
     return r;
 }
 
+/*
+ * QEMU's test for a metadata-preallocated image: many more clusters have
+ * a refcount than the file has storage for, so "allocated" clusters may
+ * be holes and block status must ask the file (RECURSE).
+ */
+static void
+detect_metadata_prealloc(struct qcow2 *q)
+{
+    struct blk_error ignored = BLK_ERROR_INIT;
+    int64_t flen = blk_child_get_length(q->file);
+    int64_t alloc = blk_node_get_allocated_size(blk_child_node(q->file));
+    uint64_t real, threshold, end, count = 0;
+
+    q->prealloc_checked = true;
+    q->metadata_prealloc = false;
+    if (flen < 0 || alloc < 0) {
+        return;
+    }
+    real = (uint64_t)alloc / q->cluster_size;
+    threshold = real * 10 / 9 > real + 2 ? real * 10 / 9 : real + 2;
+    end = qcow2_size_to_clusters(q, (uint64_t)flen);
+    for (uint64_t i = 0; i < end && count <= threshold; i++) {
+        uint64_t rc;
+
+        if (qcow2_get_refcount(q, i, &rc, &ignored) < 0) {
+            return;
+        }
+        count += rc != 0;
+    }
+    q->metadata_prealloc = count > threshold;
+}
+
 static int
 qcow2_block_status(struct blk_node *bs, uint64_t off, uint64_t len,
                    struct blk_status *st, struct blk_error *err)
@@ -656,6 +688,9 @@ qcow2_block_status(struct blk_node *bs, uint64_t off, uint64_t len,
     int r;
 
     pthread_mutex_lock(&q->lock);
+    if (!q->prealloc_checked) {
+        detect_metadata_prealloc(q);
+    }
     r = qcow2_get_host_offset(q, off, &n, &host, &t, err);
     pthread_mutex_unlock(&q->lock);
     if (r < 0) {
@@ -676,6 +711,10 @@ qcow2_block_status(struct blk_node *bs, uint64_t off, uint64_t len,
     }
     if (t == QCOW2_SC_COMPRESSED) {
         st->flags |= BLK_STATUS_COMPRESSED;
+    }
+    if (q->metadata_prealloc && (st->flags & BLK_STATUS_DATA) &&
+        (st->flags & BLK_STATUS_OFFSET_VALID)) {
+        st->flags |= BLK_STATUS_RECURSE;
     }
     if (st->flags & (BLK_STATUS_DATA | BLK_STATUS_ZERO)) {
         st->flags |= BLK_STATUS_ALLOCATED;
