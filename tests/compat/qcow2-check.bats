@@ -169,3 +169,27 @@ check_all_modes() {
     same_check "$i"
     [ "$SECONDS" -lt 10 ]
 }
+
+@test "check: a refcount overflowing 1-bit refcounts gets QEMU's two-line advice" {
+    local i=$BATS_TEST_TMPDIR/c.qcow2
+    qemu-img create -q -f qcow2 -o refcount_bits=1 "$i" 1M
+    qemu-io -c 'write -P 1 0 128k' "$i" >/dev/null
+    # the second data cluster's L2 entry points at the L1 table (0x30000)
+    printf '\x80\x00\x00\x00\x00\x03\x00\x00' |
+        dd of="$i" bs=1 seek=$((0x40008)) conv=notrunc status=none
+    check_all_modes "$i"
+}
+
+@test "check: extended L2 bitmaps: allocated and zero at once, bits on an unallocated cluster" {
+    local i=$BATS_TEST_TMPDIR/c.qcow2 j=$BATS_TEST_TMPDIR/d.qcow2
+    qemu-img create -q -f qcow2 -o extended_l2=on "$i" 1M
+    qemu-io -c 'write -P 1 0 4k' -c 'write -P 2 64k 64k' "$i" >/dev/null
+    cp "$i" "$j"
+    # L2 table at 0x40000, 16-byte entries: entry 0's bitmap, entry 2's bitmap
+    printf '\x00\x00\x00\x01\x00\x00\x00\x01' |
+        dd of="$i" bs=1 seek=$((0x40008)) conv=notrunc status=none
+    check_all_modes "$i"
+    printf '\x00\x00\x00\x00\x00\x00\x00\x01' |
+        dd of="$j" bs=1 seek=$((0x40028)) conv=notrunc status=none
+    check_all_modes "$j"
+}
