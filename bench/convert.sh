@@ -5,7 +5,8 @@
 # forms, runs each case with both tools alternately, checks that the
 # outputs are equal, and prints the best time of each and the blk/qemu
 # ratio.  BENCH_DIR (default /dev/shm, a tmpfs, so the page cache's
-# writeback does not add noise), RUNS (default 3), SIZE_MIB (default 1024).
+# writeback does not add noise), RUNS (default 3), SIZE_MIB (default 1024),
+# CASES (default all: raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,15 +49,11 @@ qemu-io "${cmds[@]}" new.qcow2 >/dev/null
 qemu-img create -q -f qcow2 -b src.qcow2 -F qcow2 rov.qcow2
 qemu-io -c 'write -P 99 0 16M' rov.qcow2 >/dev/null
 
-now() { date +%s.%N; }
-
-# timed TOOL_CMD...: runs the command, prints seconds
+# timed CMD...: runs the command, prints "wall_seconds cpu_seconds"
+# (cpu = user + system: steadier than wall time on a busy machine)
 timed() {
-    local t0 t1
-    t0=$(now)
-    "$@" >/dev/null
-    t1=$(now)
-    echo "$t1 - $t0" | bc -l
+    /usr/bin/time -f "%e %U %S" -o "$DIR/.time" "$@" >/dev/null
+    awk '{ printf "%s %.3f\n", $1, $2 + $3 }' "$DIR/.time"
 }
 
 # prepare CASE WHO: restore the inputs a case modifies
@@ -102,14 +99,16 @@ check() {
 
 min() { printf '%s\n' "$@" | sort -g | head -1; }
 
-printf '%-34s %9s %9s %7s  %s\n' case blk_s qemu_s ratio check
-for c in raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase; do
-    bt=() qt=()
+printf '%-34s %8s %8s %6s   %8s %8s %6s  %s\n' case blk_s qemu_s ratio \
+    blk_cpu qemu_cpu ratio check
+for c in ${CASES:-raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase}; do
+    bw=() qw=() bc=() qc=()
     for ((r = 0; r < RUNS; r++)); do
-        prepare $c blk; bt+=("$(run_case $c blk)")
-        prepare $c qemu; qt+=("$(run_case $c qemu)")
+        prepare $c blk; read -r w u <<< "$(run_case $c blk)"; bw+=("$w"); bc+=("$u")
+        prepare $c qemu; read -r w u <<< "$(run_case $c qemu)"; qw+=("$w"); qc+=("$u")
     done
-    b=$(min "${bt[@]}") q=$(min "${qt[@]}")
+    b=$(min "${bw[@]}") q=$(min "${qw[@]}")
+    bu=$(min "${bc[@]}") qu=$(min "${qc[@]}")
     ok=equal; check $c || ok=DIFFER
     case $c in
     raw-qcow2) name="convert raw -> qcow2" ;;
@@ -120,5 +119,6 @@ for c in raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase; do
     commit) name="commit (30% dirty overlay)" ;;
     rebase) name="rebase safe mode" ;;
     esac
-    printf '%-34s %9.3f %9.3f %7.3f  %s\n' "$name" "$b" "$q" "$(echo "$b / $q" | bc -l)" "$ok"
+    printf '%-34s %8.3f %8.3f %6.3f   %8.3f %8.3f %6.3f  %s\n' "$name" "$b" "$q" \
+        "$(echo "$b / $q" | bc -l)" "$bu" "$qu" "$(echo "$bu / $qu" | bc -l)" "$ok"
 done
