@@ -549,13 +549,17 @@ qcow2_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
 
     pthread_mutex_lock(&q->lock);
     r = prepare_write(q, err);
-    /* Split like QEMU's generic layer: head, aligned middle, tail. */
+    /*
+     * Split like QEMU's generic layer with its zeroing alignment (the
+     * subcluster): unaligned head, aligned middle, unaligned tail.
+     */
     while (r == 0 && off < end) {
-        uint64_t next = qcow2_start_of_cluster(q, off) + q->cluster_size;
+        uint64_t sc = q->subcluster_size;
+        uint64_t next = (off & ~(sc - 1)) + sc;
         uint64_t n;
 
-        if (qcow2_offset_into_cluster(q, off) == 0 && end - off >= q->cluster_size) {
-            n = qcow2_start_of_cluster(q, end) - off;
+        if ((off & (sc - 1)) == 0 && end - off >= sc) {
+            n = (end & ~(sc - 1)) - off;
         } else {
             n = (next < end ? next : end) - off;
         }
@@ -1293,7 +1297,7 @@ qcow2_open(struct blk_node *bs, const struct kv *opts, struct blk_error *err)
 
         memset(&lim, 0, sizeof(lim));
         lim.request_alignment = 1;
-        lim.pwrite_zeroes_alignment = (uint32_t)q->cluster_size;
+        lim.pwrite_zeroes_alignment = (uint32_t)q->subcluster_size;
         lim.pdiscard_alignment = (uint32_t)q->cluster_size;
         blk_node_set_limits(bs, &lim);
     }

@@ -107,3 +107,28 @@ same_script() {
     run qemu-img info l.qcow2
     assert_output --partial "lazy refcounts: true"
 }
+
+@test "qcow2 interop: extended L2 subcluster writes, zeroes and discards match" {
+    qemu-img create -q -f qcow2 -o extended_l2=on base.qcow2 10M
+    same_script base.qcow2 'write -P 1 0 1M' 'write -z 1000 3000' \
+        'write -z 4096 2048' 'write -z 65536 100000' 'write -z -u 300k 64k' \
+        'discard 512k 100k' 'write -P 2 2M 1k' 'write -c -P 3 3M 64k' \
+        'write -z 3M 2048' 'write -z 7M 5000'
+}
+
+@test "qcow2 interop: 2 MiB clusters with subclusters, 64-bit refcounts, v2" {
+    qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=2M base.qcow2 100M
+    same_script base.qcow2 'write -P 1 0 64k' 'write -P 2 128k 4k' \
+        'write -P 3 65k 1k' 'write -z 1M 128k'
+    qemu-img create -q -f qcow2 -o cluster_size=4k,refcount_bits=64 base.qcow2 50M
+    same_script base.qcow2 'write -P 1 0 20M' 'discard 1M 3M' 'write -P 2 1M 1M' \
+        'write -z -u 5M 1M'
+    qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=8k base.qcow2 50M
+    same_script base.qcow2 'write -P 1 0 2M' 'write -z 1M 100k' 'discard 0 64k' \
+        'write -c -P 3 4M 8k'
+}
+
+@test "qcow2 interop: a compressed write of the partial last cluster" {
+    qemu-img create -q -f qcow2 base.qcow2 100k
+    same_script base.qcow2 'write -c -P 1 0 64k' 'write -c -P 2 64k 36k'
+}
