@@ -304,14 +304,19 @@ out_free_new:
 
 /* ---- refcounts of everything an L1 table reaches --------------------------- */
 
-/* QEMU's qcow2_get_cluster_type, reduced to what the walk needs. */
+/*
+ * A normal or preallocated-zero entry (QEMU's qcow2_get_cluster_type):
+ * it has a host offset, or, with an external data file, offset 0 marked
+ * COPIED.
+ */
 static bool
 entry_has_cluster(const struct qcow2 *q, uint64_t e)
 {
-    if ((e & QCOW2_OFLAG_ZERO) && !q->extended_l2) {
-        return (e & QCOW2_L2E_OFFSET_MASK) != 0;
+    if (e & QCOW2_L2E_OFFSET_MASK) {
+        return true;
     }
-    return (e & QCOW2_L2E_OFFSET_MASK) != 0;
+    return q->data_file != q->file && (e & QCOW2_OFLAG_COPIED) &&
+           !((e & QCOW2_OFLAG_ZERO) && !q->extended_l2);
 }
 
 /* One L2 entry: adjust the data refcount and recompute OFLAG_COPIED. */
@@ -334,7 +339,7 @@ update_l2_entry(struct qcow2 *q, uint64_t *e, int addend, uint64_t l2_off,
             }
         }
         rc = 2;                         /* never set COPIED on these */
-    } else if (entry_has_cluster(q, entry) && q->data_file == q->file) {
+    } else if (entry_has_cluster(q, *e) && q->data_file == q->file) {
         uint64_t off = entry & QCOW2_L2E_OFFSET_MASK;
 
         if (qcow2_offset_into_cluster(q, off) != 0) {
@@ -354,7 +359,7 @@ update_l2_entry(struct qcow2 *q, uint64_t *e, int addend, uint64_t l2_off,
         if (r < 0) {
             return r;
         }
-    } else if (entry_has_cluster(q, entry)) {
+    } else if (entry_has_cluster(q, *e)) {
         rc = 1;                         /* external data file: always 1 */
     }
     if (rc == 1) {
