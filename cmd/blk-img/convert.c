@@ -390,6 +390,61 @@ open_or_report(struct blk_graph *g, const char *name, const char *fmt,
     return bs;
 }
 
+/* Open the nparts sources named in names into j->parts.  -1 after a message. */
+static int
+open_sources(struct blk_graph *g, const struct convert_opts *o,
+             char **names, unsigned flags, struct cv_job *j)
+{
+    for (int i = 0; i < j->nparts; i++) {
+        struct blk_node *bs;
+        int64_t len;
+
+        bs = open_or_report(g, names[i], o->fmt, o->image_opts,
+                            flags | (o->force_share ? BLK_OPEN_FORCE_SHARE : 0));
+        if (bs == NULL) {
+            return -1;
+        }
+        j->parts[i].bs = bs;
+        len = blk_node_get_length(bs);
+        if (len < 0) {
+            blk_img_error("Could not get size of %s: %s", names[i],
+                          strerror((int)-len));
+            return -1;
+        }
+        j->parts[i].len = (uint64_t)len;
+        j->total += (uint64_t)len;
+    }
+    return 0;
+}
+
+/* The engine's settings for this convert (qemu-img's rules). */
+static void
+fill_job(struct cv_job *j, const struct convert_opts *o, bool created,
+         bool has_backing, bool writethrough, struct blk_progress *prog)
+{
+    j->compressed = o->compressed;
+    j->in_order = o->in_order;
+    j->target_has_backing = has_backing;
+    j->target_backing_len = -1;
+    if (has_backing && created && blk_node_backing(j->target) != NULL) {
+        j->target_backing_len = blk_node_get_length(blk_node_backing(j->target));
+    }
+    /* A new target without backing reads as zeroes: skip zero writes. */
+    j->has_zero_init = o->target_is_zero ||
+                       (created && o->min_sparse && !has_backing);
+    j->salvage = o->salvage;
+    j->quiet = o->quiet;
+    j->min_sparse = o->min_sparse;
+    j->alignment = 512;
+    while (j->alignment * 2 <= o->min_sparse) {
+        j->alignment *= 2;
+    }
+    j->in_flight = (unsigned)o->in_flight;
+    j->write_flags = writethrough ? BLK_REQ_FUA : 0;
+    j->rate_limit = o->rate;
+    j->progress = prog;
+}
+
 int
 cmd_convert(int argc, char **argv)
 {
@@ -399,7 +454,7 @@ cmd_convert(int argc, char **argv)
     };
     struct cv_job j;
     struct blk_graph *g = NULL;
-    struct blk_node **src = NULL, *target = NULL;
+    struct blk_node *target = NULL;
     struct blk_error err = BLK_ERROR_INIT;
     struct blk_progress *prog = NULL;
     const char *out_filename;
@@ -432,27 +487,10 @@ cmd_convert(int argc, char **argv)
 
     blk_loop_init(CV_MAX_IN_FLIGHT + 2);
     g = blk_graph_new();
-    src = xcalloc((size_t)nsrc, sizeof(*src));
     j.parts = xcalloc((size_t)nsrc, sizeof(*j.parts));
     j.nparts = nsrc;
-    for (i = 0; i < nsrc; i++) {
-        int64_t len;
-
-        src[i] = open_or_report(g, argv[optind + i], o.fmt, o.image_opts,
-                                src_flags | (o.force_share ?
-                                             BLK_OPEN_FORCE_SHARE : 0));
-        if (src[i] == NULL) {
-            goto out;
-        }
-        len = blk_node_get_length(src[i]);
-        if (len < 0) {
-            blk_img_error("Could not get size of %s: %s", argv[optind + i],
-                          strerror((int)-len));
-            goto out;
-        }
-        j.parts[i].bs = src[i];
-        j.parts[i].len = (uint64_t)len;
-        j.total += (uint64_t)len;
+    if (open_sources(g, &o, argv + optind, src_flags, &j) < 0) {
+        goto out;
     }
     if (o.snapshot != NULL) {
         if (nsrc > 1) {
@@ -460,7 +498,7 @@ cmd_convert(int argc, char **argv)
         } else {
             blk_img_error("Failed to load snapshot: Block format '%s' used by "
                           "blk-img does not support temporarily loading "
-                          "internal snapshots", blk_node_driver(src[0])->name);
+                          "internal snapshots", blk_node_driver(j.parts[0].bs)->name);
         }
         goto out;
     }
@@ -541,31 +579,12 @@ cmd_convert(int argc, char **argv)
     }
 
     j.target = target;
-    j.compressed = o.compressed;
     j.cluster_size = target_cluster_size(target);
-    if (j.compressed && j.cluster_size == 0) {
+    if (o.compressed && j.cluster_size == 0) {
         blk_img_error("could not get block driver info");
         goto out;
     }
-    j.in_order = o.in_order;
-    j.target_has_backing = has_backing;
-    j.target_backing_len = -1;
-    if (has_backing && created && blk_node_backing(target) != NULL) {
-        j.target_backing_len = blk_node_get_length(blk_node_backing(target));
-    }
-    j.has_zero_init = o.target_is_zero ||
-                      (created && o.min_sparse && !has_backing);
-    j.salvage = o.salvage;
-    j.quiet = o.quiet;
-    j.min_sparse = o.min_sparse;
-    j.alignment = 512;
-    while (j.alignment * 2 <= o.min_sparse) {
-        j.alignment *= 2;
-    }
-    j.in_flight = (unsigned)o.in_flight;
-    j.write_flags = tgt_wt ? BLK_REQ_FUA : 0;
-    j.rate_limit = o.rate;
-    j.progress = prog;
+    fill_job(&j, &o, created, has_backing, tgt_wt, prog);
 
     ret = cv_run(&j) < 0;
     if (ret == 0) {
@@ -584,9 +603,9 @@ out:
     if (target) {
         blk_node_unref(target);
     }
-    for (i = 0; src != NULL && i < j.nparts; i++) {
-        if (src[i]) {
-            blk_node_unref(src[i]);
+    for (i = 0; j.parts != NULL && i < j.nparts; i++) {
+        if (j.parts[i].bs) {
+            blk_node_unref(j.parts[i].bs);
         }
     }
     if (g) {
@@ -603,7 +622,6 @@ out:
     }
 out_free:
     blk_progress_end(prog);
-    free(src);
     free(j.parts);
     free(o.options);
     return ret;
