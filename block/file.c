@@ -1188,9 +1188,7 @@ file_truncate(struct blk_node *bs, uint64_t len, bool exact,
         }
         return 0;
     }
-    if (len < (uint64_t)cur && !exact) {
-        return 0;                   /* may stay larger */
-    }
+    /* Regular files always take the exact size, as in QEMU. */
     if (prealloc == BLK_PREALLOC_FULL && (s->base_flags & O_DIRECT)) {
         /* Unaligned zero writes need the page cache: a buffered twin. */
         int fd = open(blk_node_get_filename(bs), O_RDWR | O_CLOEXEC);
