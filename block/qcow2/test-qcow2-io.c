@@ -969,6 +969,107 @@ test_resize(void)
     free(b);
 }
 
+/* ---- tiny caches: slices, eviction of dirty tables, options ------------ */
+
+static void
+tiny_cache_case(const char *extra)
+{
+    enum { SIZE = 64 << 20, BS = 3000 };
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_graph *g = blk_graph_new();
+    char *p = path("tc.qcow2"), *raw = path("tc.raw");
+    uint8_t *model = xzalloc(SIZE), *buf = xmalloc(BS), *back = xmalloc(SIZE);
+    struct kv *o = kv_new_object();
+    struct blk_node *bs;
+    char *spec;
+    uint64_t seed = 42;
+    FILE *f;
+
+    kv_set(o, "cluster-size", kv_new_uint(4096));
+    CHECK_INT(create_qcow2(p, SIZE, o, &err), 0);
+    spec = xasprintf("driver=qcow2,file.driver=file,file.filename=%s,%s", p,
+                     extra);
+    bs = blk_open_image(g, spec, NULL, true, BLK_OPEN_RDWR, &err);
+    if (bs == NULL) {
+        fprintf(stderr, "%s: %s\n", spec, err.msg);
+    }
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        goto out;
+    }
+    for (int i = 0; i < 400; i++) {
+        uint64_t off;
+
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        off = (seed >> 20) % (SIZE - BS);
+        memset(buf, i & 0xff, BS);
+        memcpy(model + off, buf, BS);
+        if (blk_node_pwrite(bs, off, buf, BS, 0, &err) < 0) {
+            fprintf(stderr, "write: %s\n", err.msg);
+            CHECK(0);
+            break;
+        }
+        if (i % 50 == 49) {
+            memset(model + (off & ~4095ULL), 0, 8192);
+            CHECK_INT(blk_node_zero(bs, off & ~4095ULL, 8192, 0, &err), 0);
+        }
+    }
+    CHECK_INT(blk_node_pread(bs, 0, back, SIZE, &err), 0);
+    CHECK(memcmp(back, model, SIZE) == 0);
+    blk_node_unref(bs);
+    f = fopen(raw, "wb");
+    if (f != NULL) {
+        CHECK(fwrite(model, 1, SIZE, f) == SIZE);
+        fclose(f);
+    }
+    if (have_qemu) {
+        CHECK_INT(sh("qemu-img check -q %s && qemu-img compare -q -f raw -F "
+                     "qcow2 %s %s", p, raw, p), 0);
+    }
+out:
+    blk_graph_free(g);
+    free(spec);
+    free(model);
+    free(back);
+    free(buf);
+    free(p);
+    free(raw);
+}
+
+static void
+test_tiny_caches(void)
+{
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_graph *g = blk_graph_new();
+    char *p = path("opt.qcow2"), *spec;
+    struct blk_node *bs;
+
+    tiny_cache_case("l2-cache-size=8192,refcount-cache-size=4096");
+    tiny_cache_case("l2-cache-size=4096,l2-cache-entry-size=1024");
+    tiny_cache_case("cache-size=20480,cache-clean-interval=1,"
+                    "overlap-check=all");
+    tiny_cache_case("lazy-refcounts=on,overlap-check=none");
+
+    /* Option errors carry QEMU's wording. */
+    CHECK_INT(create_qcow2(p, 1 << 20, NULL, &err), 0);
+    spec = xasprintf("driver=qcow2,file.driver=file,file.filename=%s,"
+                     "cache-size=1048576,l2-cache-size=2097152", p);
+    bs = blk_open_image(g, spec, NULL, true, 0, &err);
+    CHECK(bs == NULL);
+    CHECK(strstr(err.msg, "l2-cache-size may not exceed cache-size") != NULL);
+    free(spec);
+    blk_error_clear(&err);
+    spec = xasprintf("driver=qcow2,file.driver=file,file.filename=%s,"
+                     "l2-cache-entry-size=1000", p);
+    bs = blk_open_image(g, spec, NULL, true, 0, &err);
+    CHECK(bs == NULL);
+    CHECK(strstr(err.msg, "L2 cache entry size must be a power of two "
+                 "between 512 and the cluster size (65536)") != NULL);
+    free(spec);
+    blk_graph_free(g);
+    free(p);
+}
+
 int
 main(void)
 {
@@ -991,6 +1092,7 @@ main(void)
     test_runtime_corruption();
     test_parallel();
     test_resize();
+    test_tiny_caches();
     if (getenv("BLK_TEST_KEEP") != NULL) {
         fprintf(stderr, "kept %s\n", dir);
     } else {
