@@ -26,6 +26,7 @@ struct ck {
     uint64_t max;               /* highest countable refcount */
     bool rebuild;               /* the refcount structure needs rebuilding */
     unsigned fix;               /* BLK_CHECK_FIX_* of the whole check */
+    uint32_t sn_dropped;        /* snapshot entries whose extra data was cut */
 };
 
 enum {

@@ -331,6 +331,7 @@ check_read_snapshots(struct ck *ck, struct qcow2_snapshot **sn, uint64_t *size,
     struct qcow2 *q = ck->q;
     uint32_t nb = q->h.nb_snapshots;
     uint64_t off = q->h.snapshots_offset;
+    struct sbuf repair_log = SBUF_INIT;
     int r;
 
     *sn = NULL;
@@ -346,13 +347,24 @@ check_read_snapshots(struct ck *ck, struct qcow2_snapshot **sn, uint64_t *size,
         qcow2_ck_log(ck, "blk-img: ERROR snapshot table offset invalid\n");
         return blk_error_set(err, -EINVAL, "Invalid argument");
     }
-    r = qcow2_snapshot_read_table(q, off, nb, sn, size, err);
+    r = qcow2_snapshot_read_table(q, off, nb,
+                                  (ck->fix & BLK_CHECK_FIX_ERRORS)
+                                      ? &repair_log : NULL,
+                                  &ck->sn_dropped, sn, size, err);
+    qcow2_ck_log(ck, "%s", repair_log.buf);
+    sbuf_release(&repair_log);
+    ck->res->corruptions += (int)ck->sn_dropped;
     if (r < 0) {
         ck->res->check_errors++;
         qcow2_ck_log(ck,
                      "blk-img: ERROR failed to read the snapshot table: %s\n",
                      err->msg);
-        return r;
+        if (r == -EFBIG && strstr(err->msg, "extra metadata") != NULL) {
+            qcow2_ck_log(ck, "You can force-remove this extra metadata with "
+                             "blk-img check -r all\n");
+        }
+        blk_error_clear(err);
+        return blk_error_set(err, r, "%s", errstr(r));
     }
     for (uint32_t i = 0; q->version >= 3 && i < nb; i++) {
         if ((*sn)[i].extra_data_size < 16) {
@@ -377,15 +389,13 @@ check_fix_snapshots(struct ck *ck, unsigned fix, struct blk_error *err)
     uint32_t nb = q->nb_snapshots, bad = 0;
     int r, free_failed = 0;
 
-    if (q->version < 3) {
-        return 0;
-    }
-    for (uint32_t i = 0; i < nb; i++) {
+    for (uint32_t i = 0; q->version >= 3 && i < nb; i++) {
         if (sn[i].extra_data_size < 16) {
             ck->res->corruptions++;
             bad++;
         }
     }
+    bad += ck->sn_dropped;      /* already counted when read */
     if (bad == 0 || !(fix & BLK_CHECK_FIX_ERRORS)) {
         return 0;
     }

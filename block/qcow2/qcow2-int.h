@@ -776,10 +776,14 @@ int qcow2_change_refcount_order(struct qcow2 *q, unsigned order,
 
 /*
  * Read nb snapshot table entries at off into a new array (*out, caller
- * frees with qcow2_snapshot_free_table) and the table's byte size.
- * Used by check, which does not rely on the table read at open.
+ * frees with qcow2_snapshot_free_table) and the table's byte size; past
+ * the end of the file reads as zeroes.  Used by check, which does not
+ * rely on the table read at open.  With repair_log (may be NULL), extra
+ * data over the limit is cut (logged, counted in *dropped) instead of
+ * failing.
  */
 int qcow2_snapshot_read_table(struct qcow2 *q, uint64_t off, uint32_t nb,
+                              struct sbuf *repair_log, uint32_t *dropped,
                               struct qcow2_snapshot **out, uint64_t *size,
                               struct blk_error *err);
 void qcow2_snapshot_free_table(struct qcow2_snapshot *sn, uint32_t nb);

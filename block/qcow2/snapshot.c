@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "block/qcow2/qcow2-int.h"
+#include "util/sbuf.h"
 #include "util/xalloc.h"
 
 #define SN_HEADER_SIZE 40u              /* fixed part of a table entry */
@@ -76,11 +77,17 @@ read_str(struct qcow2 *q, uint64_t *off, size_t len, struct blk_error *err)
     return s;
 }
 
-/* One entry at *off (8-byte aligned first); fills sn. */
+/*
+ * Entry i at *off (8-byte aligned first); fills sn.  Extra data over
+ * QEMU's limit fails, or with repair_log is cut to the limit (counted in
+ * *dropped, logged as QEMU does).
+ */
 static int
-read_entry(struct qcow2 *q, uint64_t *off, struct qcow2_snapshot *sn,
-           struct blk_error *err)
+read_entry(struct qcow2 *q, uint64_t *off, uint32_t i,
+           struct qcow2_snapshot *sn, struct sbuf *repair_log,
+           uint32_t *dropped, struct blk_error *err)
 {
+    uint32_t skip = 0;
     uint8_t h[SN_HEADER_SIZE], *extra;
     uint32_t extra_size;
     uint16_t id_len, name_len;
@@ -101,8 +108,16 @@ read_entry(struct qcow2 *q, uint64_t *off, struct qcow2_snapshot *sn,
     sn->vm_state_size = qcow2_be32(h + 32);
     extra_size = qcow2_be32(h + 36);
     if (extra_size > QCOW2_MAX_SNAPSHOT_EXTRA_DATA) {
-        return blk_error_set(err, -EFBIG, "Too much extra metadata in "
-                             "snapshot table entry");
+        if (repair_log == NULL) {
+            return blk_error_set(err, -EFBIG, "Too much extra metadata in "
+                                 "snapshot table entry %" PRIu32, i);
+        }
+        sbuf_addf(repair_log, "Discarding too much extra metadata in "
+                  "snapshot table entry %" PRIu32 " (%" PRIu32 " > %u)\n", i,
+                  extra_size, QCOW2_MAX_SNAPSHOT_EXTRA_DATA);
+        (*dropped)++;
+        skip = extra_size - QCOW2_MAX_SNAPSHOT_EXTRA_DATA;
+        extra_size = QCOW2_MAX_SNAPSHOT_EXTRA_DATA;
     }
     sn->extra_data_size = extra_size;
     extra = xzalloc(extra_size > SN_EXTRA_SIZE ? extra_size : SN_EXTRA_SIZE);
@@ -111,6 +126,7 @@ read_entry(struct qcow2 *q, uint64_t *off, struct qcow2_snapshot *sn,
         free(extra);
         return r;
     }
+    *off += skip;
     if (extra_size >= 8) {
         sn->vm_state_size = qcow2_be64(extra);
     }
@@ -134,6 +150,7 @@ read_entry(struct qcow2 *q, uint64_t *off, struct qcow2_snapshot *sn,
 
 int
 qcow2_snapshot_read_table(struct qcow2 *q, uint64_t off, uint32_t nb,
+                          struct sbuf *repair_log, uint32_t *dropped,
                           struct qcow2_snapshot **out, uint64_t *size,
                           struct blk_error *err)
 {
@@ -151,7 +168,7 @@ qcow2_snapshot_read_table(struct qcow2 *q, uint64_t off, uint32_t nb,
         return blk_error_set(err, -ENOMEM, "Cannot allocate memory");
     }
     for (uint32_t i = 0; i < nb; i++) {
-        r = read_entry(q, &pos, &sn[i], err);
+        r = read_entry(q, &pos, i, &sn[i], repair_log, dropped, err);
         if (r < 0) {
             break;
         }

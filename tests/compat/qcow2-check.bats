@@ -20,7 +20,7 @@ same_check() {
     cp "$img" "$q"
     "$BLK_IMG" check "$@" img.qcow2 >b.out 2>b.err && rc=0 || rc=$?
     echo "exit $rc" >>b.out
-    sed -i 's/^blk-img: /qemu-img: /' "$d/b.err"
+    sed -i 's/blk-img/qemu-img/g' "$d/b.err"
     run diff -u "$d/q.out" "$d/b.out"
     assert_success
     run diff -u "$d/q.err" "$d/b.err"
@@ -136,6 +136,10 @@ check_all_modes() {
 
 @test "check: a snapshot table past the end of the file has an incomplete entry" {
     check_all_modes "$CORPUS/snapshot-table-beyond-eof.qcow2"
+}
+
+@test "check: too much snapshot extra data fails a check; -r all discards it" {
+    check_all_modes "$CORPUS/snapshot-extra-too-big.qcow2"
 }
 
 @test "check: the snapshot table errors of a check fail it like QEMU's" {

@@ -119,6 +119,7 @@ compare_image() {
     assert_failure 2
 }
 
+@test "damaged snapshot-extra-too-big: too much snapshot extra data is refused, check -r all cuts it" { compare_image snapshot-extra-too-big; }
 @test "damaged autoclear-unknown-snapshot: an unknown autoclear bit is harmless" { compare_image autoclear-unknown-snapshot no-repair; }
 
 @test "damaged autoclear-unknown-snapshot: check -r all keeps the snapshot (QEMU 7.2 drops it)" {

@@ -101,6 +101,9 @@ poke_be64 snapshot-offset-misaligned.qcow2 64 $(( $(peek_be64 good.qcow2 64) + 8
 mk snapshot-nb-huge;     poke_be32 snapshot-nb-huge.qcow2 60 0x100000
 mk snapshot-table-beyond-eof
 poke_be64 snapshot-table-beyond-eof.qcow2 64 0x10000000
+# the snapshot's extra data size over QEMU's 1024-byte limit
+mk snapshot-extra-too-big
+poke_be32 snapshot-extra-too-big.qcow2 $(( $(peek_be64 good.qcow2 64) + 36 )) 0x800
 # an unknown autoclear bit next to a snapshot (QEMU's repair loses it)
 mk autoclear-unknown-snapshot
 poke_be64 autoclear-unknown-snapshot.qcow2 88 0x80
