@@ -621,7 +621,8 @@ blk_io_run(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
     if (r == 0 && op_writes(op)) {
         blk_bitmaps_mark(bs, off, len);
         if (op != BLK_OP_DISCARD) {
-            length_grew(bs, off + len);
+            /* Read-modify-write wrote (and so extended to) whole blocks. */
+            length_grew(bs, (off + len + a - 1) & ~(a - 1));
         }
     }
     if (t != NULL) {
@@ -946,6 +947,23 @@ blk_node_block_status(struct blk_node *bs, uint64_t off, uint64_t len,
                       false, err);
 }
 
+/* After a resize: the node's bitmaps cover its new length. */
+static int
+resize_bitmaps(struct blk_node *bs, struct blk_error *err)
+{
+    int64_t size;
+
+    if (bs->bitmaps == NULL) {
+        return 0;
+    }
+    size = blk_node_get_length(bs);
+    if (size < 0) {
+        return blk_error_set(err, (int)size, "cannot get length of '%s'",
+                             bs->node_name);
+    }
+    return blk_bitmaps_resize(bs, (uint64_t)size, err);
+}
+
 int
 blk_node_truncate(struct blk_node *bs, uint64_t len, bool exact,
                   enum blk_prealloc prealloc, struct blk_error *err)
@@ -960,7 +978,8 @@ blk_node_truncate(struct blk_node *bs, uint64_t len, bool exact,
         struct blk_child *fc = bs->drv->is_filter ? filtered_child(bs) : NULL;
 
         if (fc != NULL) {
-            return blk_node_truncate(fc->child, len, exact, prealloc, err);
+            r = blk_node_truncate(fc->child, len, exact, prealloc, err);
+            return r < 0 ? r : resize_bitmaps(bs, err);
         }
         return blk_error_set(err, -ENOTSUP, "Image format '%s' does not "
                              "support resizing", bs->drv->name);
@@ -968,5 +987,8 @@ blk_node_truncate(struct blk_node *bs, uint64_t len, bool exact,
     length_forget(bs);
     r = bs->drv->truncate(bs, len, exact, prealloc, err);
     length_forget(bs);
+    if (r == 0) {
+        r = resize_bitmaps(bs, err);
+    }
     return r;
 }

@@ -429,6 +429,23 @@ edge_unlink(struct blk_child *c)
     c->next_parent = NULL;
 }
 
+/* Is target bs itself or below it? */
+static bool
+reaches(const struct blk_node *bs, const struct blk_node *target)
+{
+    const struct blk_child *c;
+
+    if (bs == target) {
+        return true;
+    }
+    for (c = bs->children; c != NULL; c = c->next) {
+        if (reaches(c->child, target)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 struct blk_child *
 blk_node_attach_child(struct blk_node *parent, struct blk_node *child,
                       const char *child_name, unsigned role,
@@ -443,6 +460,13 @@ blk_node_attach_child(struct blk_node *parent, struct blk_node *child,
     }
     if (child == parent) {
         blk_error_set(err, -EINVAL, "making '%s' a child of itself",
+                      parent->node_name);
+        return NULL;
+    }
+    /* The node being opened is in the graph already: a child may name it. */
+    if (reaches(child, parent)) {
+        blk_error_set(err, -EINVAL, "making '%s' a child of '%s' would "
+                      "create a loop in the graph", child->node_name,
                       parent->node_name);
         return NULL;
     }
