@@ -226,8 +226,11 @@ hbitmap_set_words(struct hbitmap *hb, uint64_t first_word, uint64_t n,
         uint64_t old = hb->level[0][w];
         uint64_t now = in[i];
 
-        if (w == hb->nwords[0] - 1 && hb->nbits % 64 != 0) {
-            now &= (1ull << (hb->nbits % 64)) - 1;
+        /* No bit past nbits (the one word of an empty bitmap has none). */
+        if (w * 64 >= hb->nbits) {
+            now = 0;
+        } else if (hb->nbits - w * 64 < 64) {
+            now &= (1ull << (hb->nbits - w * 64)) - 1;
         }
         if (now == old) {
             continue;
@@ -268,6 +271,9 @@ hbitmap_check(const struct hbitmap *hb)
         count += __builtin_popcountll(hb->level[0][w]);
     }
     if (count != hb->count) {
+        return false;
+    }
+    if (hb->nbits == 0 && hb->level[0][0] != 0) {
         return false;
     }
     if (hb->nbits % 64 != 0 &&

@@ -122,6 +122,27 @@ test_words_and_resize(void)
     hbitmap_release(&hb);
 }
 
+/* Shrinking to nothing drops every bit; growing again brings none back. */
+static void
+test_resize_to_zero(void)
+{
+    struct hbitmap hb;
+    uint64_t ones = ~0ull;
+
+    CHECK(hbitmap_init(&hb, 100) == 0);
+    hbitmap_set(&hb, 0, 100);
+    CHECK(hbitmap_resize(&hb, 0) == 0);
+    CHECK_INT(hb.count, 0);
+    CHECK_INT(hbitmap_next_set(&hb, 0), -1);
+    CHECK(hbitmap_check(&hb));
+    hbitmap_set_words(&hb, 0, 1, &ones);
+    CHECK_INT(hb.count, 0);
+    CHECK(hbitmap_resize(&hb, 100) == 0);
+    CHECK_INT(hb.count, 0);
+    CHECK_INT(hbitmap_next_set(&hb, 0), -1);
+    hbitmap_release(&hb);
+}
+
 int
 main(void)
 {
@@ -133,5 +154,6 @@ main(void)
     test_random(300000, 3000);
     test_sparse_huge();
     test_words_and_resize();
+    test_resize_to_zero();
     return unit_done();
 }
