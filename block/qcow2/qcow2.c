@@ -809,12 +809,12 @@ qcow2_truncate(struct blk_node *bs, uint64_t len, bool exact,
                              "512");
     }
     pthread_mutex_lock(&q->lock);
+    if (q->nb_snapshots > 0 && q->version < 3) {
+        r = blk_error_set(err, -ENOTSUP, "Can't resize a v2 image which has "
+                          "snapshots");
+        goto out;
+    }
     if (len < q->size) {
-        if (q->nb_snapshots > 0) {
-            r = blk_error_set(err, -ENOTSUP, "Can't resize an image which has "
-                              "snapshots");
-            goto out;
-        }
         r = shrink(q, len, err);
     } else {
         r = qcow2_grow_l1(q, qcow2_l1_entries_for(len, q->cluster_bits,

@@ -132,3 +132,23 @@ same_script() {
     qemu-img create -q -f qcow2 base.qcow2 100k
     same_script base.qcow2 'write -c -P 1 0 64k' 'write -c -P 2 64k 36k'
 }
+
+@test "qcow2 interop: resize with internal snapshots behaves like qemu-img" {
+    qemu-img create -q -f qcow2 base.qcow2 10M
+    qemu-io -c 'write -P 1 0 10M' base.qcow2 >/dev/null
+    qemu-img snapshot -c s1 base.qcow2
+    qemu-io -c 'write -P 2 6M 1M' base.qcow2 >/dev/null
+    cp base.qcow2 q.qcow2
+    cp base.qcow2 b.qcow2
+    qemu-img resize -q q.qcow2 20M
+    "$BLK_IMG" resize -q b.qcow2 20M
+    cmp q.qcow2 b.qcow2
+    qemu-img resize -q --shrink q.qcow2 5M
+    "$BLK_IMG" resize -q --shrink b.qcow2 5M
+    cmp q.qcow2 b.qcow2
+    qemu-img create -q -f qcow2 -o compat=0.10 v2.qcow2 10M
+    qemu-img snapshot -c s1 v2.qcow2
+    run "$BLK_IMG" resize v2.qcow2 20M
+    assert_failure
+    assert_output "blk-img: Can't resize a v2 image which has snapshots"
+}
