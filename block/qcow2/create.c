@@ -313,3 +313,71 @@ qcow2_preallocate(struct qcow2 *q, uint64_t from, uint64_t to,
     }
     return r;
 }
+
+int
+qcow2_preallocate_data(struct qcow2 *q, uint64_t from, uint64_t to,
+                       enum blk_prealloc mode, struct blk_error *err)
+{
+    int64_t flen = blk_child_get_length(q->file);
+    uint64_t old_fsize, ndata, nl2, start, guest, host;
+    int64_t a, got;
+    int r;
+
+    if (q->data_file != q->file) {
+        return qcow2_preallocate(q, from, to, mode, err);
+    }
+    if (flen < 0) {
+        return blk_error_set(err, (int)flen, "cannot get the image file size");
+    }
+    old_fsize = ((uint64_t)flen + q->cluster_size - 1) & ~(q->cluster_size - 1);
+    ndata = (((to + q->cluster_size - 1) & ~(q->cluster_size - 1)) -
+             qcow2_start_of_cluster(q, from)) >> q->cluster_bits;
+    nl2 = (ndata + q->l2_entries - 1) / q->l2_entries + 1;
+    a = qcow2_refcount_area(q, old_fsize, ndata + nl2, true, 0, 0, err);
+    if (a < 0) {
+        return (int)a;
+    }
+    start = (uint64_t)a;
+    got = qcow2_alloc_clusters_at(q, start, ndata, err);
+    if (got < 0) {
+        return (int)got;
+    }
+    if ((uint64_t)got != ndata) {
+        return blk_error_set(err, -EIO, "preallocation area is not free");
+    }
+    r = blk_child_truncate(q->file, start + ndata * q->cluster_size, false,
+                           mode, err);
+    if (r < 0) {
+        return r;
+    }
+    guest = qcow2_start_of_cluster(q, from);
+    host = start;
+    while (ndata > 0) {
+        uint64_t i, n;
+        void *slice;
+
+        r = qcow2_get_l2_slice(q, guest, true, &slice, &i, err);
+        if (r < 0) {
+            return r;
+        }
+        n = q->l2_slice_entries - i < ndata ? q->l2_slice_entries - i : ndata;
+        qcow2_cache_set_dependency(q->l2_cache, q->refcount_cache);
+        qcow2_cache_mark_dirty(q->l2_cache, slice);
+        for (uint64_t c = 0; c < n; c++) {
+            uint64_t old = qcow2_l2_get(q, slice, i + c);
+
+            qcow2_l2_set(q, slice, i + c,
+                         (host + c * q->cluster_size) | QCOW2_OFLAG_COPIED);
+            /* Subclusters stay unallocated (QEMU's preallocation). */
+            if ((old & QCOW2_OFLAG_COMPRESSED) ||
+                (old & QCOW2_L2E_OFFSET_MASK) != 0) {
+                qcow2_free_any_cluster(q, old, 1, QCOW2_DISCARD_NEVER);
+            }
+        }
+        qcow2_cache_put(q->l2_cache, &slice);
+        guest += n * q->cluster_size;
+        host += n * q->cluster_size;
+        ndata -= n;
+    }
+    return qcow2_flush_locked(q, err);
+}

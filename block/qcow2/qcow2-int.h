@@ -705,6 +705,19 @@ int qcow2_decompress(enum qcow2_compression type, void *dst, size_t dst_len,
 int qcow2_read_snapshots(struct qcow2 *q, struct blk_error *err);
 void qcow2_free_snapshots(struct qcow2 *q);
 
+/* ---- rw.c: the vtable I/O ops (worker threads; they take q->lock) ---------- */
+
+int qcow2_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                 struct iovec *iov, int iovcnt, unsigned flags,
+                 struct blk_error *err);
+int qcow2_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                  struct iovec *iov, int iovcnt, unsigned flags,
+                  struct blk_error *err);
+int qcow2_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
+               struct blk_error *err);
+int qcow2_discard(struct blk_node *bs, uint64_t off, uint64_t len,
+                  struct blk_error *err);
+
 /* ---- qcow2.c -------------------------------------------------------------- */
 
 /* Flush caches and the file (under the lock). */

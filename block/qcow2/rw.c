@@ -1,0 +1,611 @@
+/*
+ * rw.c - the qcow2 guest I/O path: reads (q->lock only for the lookup),
+ * writes (allocating ones under the lock, data of clusters already owned
+ * without it), compressed writes, write-zeroes split at the subcluster as
+ * QEMU's generic layer does, and discard.  Called on worker threads.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/qcow2/qcow2-int.h"
+#include "util/xalloc.h"
+
+/* ---- iovec helpers ------------------------------------------------------- */
+
+/* Build an iovec array for bytes [off, off+len) of iov; caller frees *out. */
+static int
+iov_slice(const struct iovec *iov, int cnt, uint64_t off, uint64_t len,
+          struct iovec **out)
+{
+    struct iovec *v = xcalloc((size_t)cnt + 1, sizeof(*v));
+    int n = 0;
+
+    for (int i = 0; i < cnt && len > 0; i++) {
+        uint64_t l = iov[i].iov_len;
+
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        v[n].iov_base = (uint8_t *)iov[i].iov_base + off;
+        v[n].iov_len = l - off < len ? l - off : len;
+        len -= v[n].iov_len;
+        off = 0;
+        n++;
+    }
+    *out = v;
+    return n;
+}
+
+static void
+iov_from_buf(const struct iovec *iov, int cnt, uint64_t off, const uint8_t *buf,
+             uint64_t len)
+{
+    for (int i = 0; i < cnt && len > 0; i++) {
+        uint64_t l = iov[i].iov_len, n;
+
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        n = l - off < len ? l - off : len;
+        if (buf != NULL) {
+            memcpy((uint8_t *)iov[i].iov_base + off, buf, n);
+            buf += n;
+        } else {
+            memset((uint8_t *)iov[i].iov_base + off, 0, n);
+        }
+        len -= n;
+        off = 0;
+    }
+}
+
+static void
+iov_zero(const struct iovec *iov, int cnt, uint64_t off, uint64_t len)
+{
+    iov_from_buf(iov, cnt, off, NULL, len);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static int
+read_compressed(struct qcow2 *q, uint64_t l2_entry, uint64_t in_cluster,
+                uint64_t n, const struct iovec *iov, int cnt, uint64_t pos,
+                struct blk_error *err)
+{
+    uint64_t coff, clen;
+    uint8_t *cbuf, *out;
+    int64_t flen;
+    int r;
+
+    qcow2_parse_compressed(q, l2_entry, &coff, &clen);
+    flen = blk_child_get_length(q->file);
+    if (flen >= 0 && coff + clen > (uint64_t)flen) {
+        /* QEMU pads short reads at the end of the file with zeroes. */
+        clen = coff < (uint64_t)flen ? (uint64_t)flen - coff : 0;
+    }
+    cbuf = blk_try_malloc(clen ? clen : 1);
+    out = blk_try_malloc(q->cluster_size);
+    if (cbuf == NULL || out == NULL) {
+        free(cbuf);
+        free(out);
+        return blk_error_set(err, -ENOMEM, "cannot allocate compressed "
+                             "cluster buffer");
+    }
+    r = clen ? blk_child_pread(q->file, coff, cbuf, clen, err) : 0;
+    if (r == 0 && qcow2_decompress(q->compression_type, out, q->cluster_size,
+                                   cbuf, clen) < 0) {
+        r = blk_error_set(err, -EIO, "cannot decompress cluster data at host "
+                          "offset %#" PRIx64, coff);
+    }
+    if (r == 0) {
+        iov_from_buf(iov, cnt, pos, out + in_cluster, n);
+    }
+    free(cbuf);
+    free(out);
+    return r;
+}
+
+static int
+read_backing(struct qcow2 *q, uint64_t off, uint64_t n, const struct iovec *iov,
+             int cnt, uint64_t pos, struct blk_error *err)
+{
+    int64_t blen;
+    uint64_t m = 0;
+
+    if (q->backing != NULL) {
+        blen = blk_child_get_length(q->backing);
+        if (blen > 0 && off < (uint64_t)blen) {
+            struct iovec *v;
+            int vc;
+            int r;
+
+            m = (uint64_t)blen - off < n ? (uint64_t)blen - off : n;
+            vc = iov_slice(iov, cnt, pos, m, &v);
+            r = blk_child_preadv(q->backing, off, m, v, vc, 0, err);
+            free(v);
+            if (r < 0) {
+                return r;
+            }
+        }
+    }
+    if (m < n) {
+        iov_zero(iov, cnt, pos + m, n - m);
+    }
+    return 0;
+}
+
+/* Read [off, off+len) into iov at byte pos; lock as the caller says. */
+static int
+read_range(struct qcow2 *q, uint64_t off, uint64_t len, const struct iovec *iov,
+           int cnt, bool locked, struct blk_error *err)
+{
+    uint64_t pos = 0;
+
+    while (pos < len) {
+        uint64_t n = len - pos, host;
+        enum qcow2_subcluster_type t;
+        int r;
+
+        if (!locked) {
+            pthread_mutex_lock(&q->lock);
+        }
+        r = qcow2_get_host_offset(q, off + pos, &n, &host, &t, err);
+        if (!locked) {
+            pthread_mutex_unlock(&q->lock);
+        }
+        if (r < 0) {
+            return r;
+        }
+        switch (t) {
+        case QCOW2_SC_UNALLOCATED_PLAIN:
+        case QCOW2_SC_UNALLOCATED_ALLOC:
+            r = read_backing(q, off + pos, n, iov, cnt, pos, err);
+            break;
+        case QCOW2_SC_ZERO_PLAIN:
+        case QCOW2_SC_ZERO_ALLOC:
+            iov_zero(iov, cnt, pos, n);
+            break;
+        case QCOW2_SC_COMPRESSED:
+            r = read_compressed(q, host, qcow2_offset_into_cluster(q, off + pos),
+                                n, iov, cnt, pos, err);
+            break;
+        case QCOW2_SC_NORMAL: {
+            struct iovec *v;
+            int vc = iov_slice(iov, cnt, pos, n, &v);
+
+            r = blk_child_preadv(q->data_file, host, n, v, vc, 0, err);
+            free(v);
+            break;
+        }
+        default:
+            r = blk_error_set(err, -EIO, "invalid cluster type");
+            break;
+        }
+        if (r < 0) {
+            return r;
+        }
+        pos += n;
+    }
+    return 0;
+}
+
+int
+qcow2_read_guest_locked(struct qcow2 *q, uint64_t off, uint64_t len,
+                        uint8_t *buf, struct blk_error *err)
+{
+    struct iovec v = { buf, len };
+
+    return read_range(q, off, len, &v, 1, true, err);
+}
+
+int
+qcow2_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+             struct iovec *iov, int iovcnt, unsigned flags,
+             struct blk_error *err)
+{
+    return read_range(qcow2_state(bs), off, len, iov, iovcnt, false, err);
+}
+
+/* ---- writes ---------------------------------------------------------------- */
+
+static int
+check_writable(struct qcow2 *q, struct blk_error *err)
+{
+    if (q->corrupt) {
+        return blk_error_set(err, -EIO, "qcow2 image is corrupt; writes are "
+                             "refused");
+    }
+    return 0;
+}
+
+static int
+prepare_write(struct qcow2 *q, struct blk_error *err)
+{
+    int r = check_writable(q, err);
+
+    if (r == 0 && q->lazy_refcounts) {
+        r = qcow2_mark_dirty(q, err);
+    }
+    return r;
+}
+
+static int
+write_range(struct qcow2 *q, uint64_t off, uint64_t len,
+            const struct iovec *iov, int cnt, unsigned flags, bool unlock_ok,
+            struct blk_error *err)
+{
+    uint64_t pos = 0;
+    int r = prepare_write(q, err);
+
+    while (r == 0 && pos < len) {
+        uint64_t n = len - pos, host;
+        bool in_place;
+        struct iovec *v;
+        int vc;
+
+        r = qcow2_prepare_write(q, off + pos, &n, &host, &in_place, err);
+        if (r < 0) {
+            break;
+        }
+        vc = iov_slice(iov, cnt, pos, n, &v);
+        /*
+         * Data of clusters we own (refcount 1, mapped) needs no metadata:
+         * let other requests run meanwhile.  Overlapping guest requests
+         * are serialised by the core, and nothing frees a cluster a
+         * non-overlapping request could be writing in place.
+         */
+        if (in_place && unlock_ok) {
+            pthread_mutex_unlock(&q->lock);
+        }
+        r = blk_child_pwritev(q->data_file, host, n, v, vc,
+                              flags & BLK_REQ_FUA, err);
+        if (in_place && unlock_ok) {
+            pthread_mutex_lock(&q->lock);
+        }
+        free(v);
+        pos += n;
+    }
+    return r;
+}
+
+/* Write with q->lock held throughout (zero fallback, compressed fallback). */
+static int
+write_locked(struct qcow2 *q, uint64_t off, uint64_t len,
+             const struct iovec *iov, int cnt, unsigned flags,
+             struct blk_error *err)
+{
+    return write_range(q, off, len, iov, cnt, flags, false, err);
+}
+
+static int
+write_compressed(struct qcow2 *q, uint64_t off, uint64_t len,
+                 const struct iovec *iov, int cnt, struct blk_error *err)
+{
+    uint8_t *buf, *out;
+    int64_t clen, host;
+    int r;
+
+    if (q->data_file != q->file) {
+        return blk_error_set(err, -ENOTSUP, "compressed writes are not "
+                             "supported with an external data file");
+    }
+    if (qcow2_offset_into_cluster(q, off) != 0 ||
+        (len != q->cluster_size && off + len != q->size)) {
+        return blk_error_set(err, -EINVAL, "compressed writes must cover "
+                             "whole clusters");
+    }
+    if (len > q->cluster_size) {
+        uint64_t pos = 0;
+
+        while (pos < len) {
+            uint64_t n = len - pos < q->cluster_size ? len - pos
+                                                     : q->cluster_size;
+            struct iovec *v;
+            int vc = iov_slice(iov, cnt, pos, n, &v);
+
+            r = write_compressed(q, off + pos, n, v, vc, err);
+            free(v);
+            if (r < 0) {
+                return r;
+            }
+            pos += n;
+        }
+        return 0;
+    }
+    buf = blk_try_zalloc(q->cluster_size);
+    out = blk_try_malloc(q->cluster_size);
+    if (buf == NULL || out == NULL) {
+        free(buf);
+        free(out);
+        return blk_error_set(err, -ENOMEM, "cannot allocate compression "
+                             "buffers");
+    }
+    {
+        struct iovec whole = { buf, len };
+        uint64_t p = 0;
+
+        for (int i = 0; i < cnt && p < len; i++) {
+            uint64_t n = iov[i].iov_len < len - p ? iov[i].iov_len : len - p;
+
+            memcpy(buf + p, iov[i].iov_base, n);
+            p += n;
+        }
+        (void)whole;
+    }
+    clen = qcow2_compress(q->compression_type, out, q->cluster_size - 1, buf,
+                          q->cluster_size);
+    if (clen == -ENOSPC) {
+        /* Not compressible: store it normally, as QEMU does. */
+        struct iovec v = { buf, len };
+
+        pthread_mutex_lock(&q->lock);
+        r = write_locked(q, off, len, &v, 1, 0, err);
+        pthread_mutex_unlock(&q->lock);
+        goto out_free;
+    }
+    if (clen < 0) {
+        r = blk_error_set(err, -EIO, "cannot compress cluster data");
+        goto out_free;
+    }
+    pthread_mutex_lock(&q->lock);
+    r = prepare_write(q, err);
+    if (r == 0) {
+        /* The L2 table first (QEMU's order), then the data. */
+        uint64_t i;
+        void *slice;
+
+        r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+        if (r == 0) {
+            uint64_t e = qcow2_l2_get(q, slice, i);
+
+            qcow2_cache_put(q->l2_cache, &slice);
+            if (e & QCOW2_L2E_OFFSET_MASK) {
+                r = blk_error_set(err, -EIO, "compressed writes can only go "
+                                  "to unallocated clusters");
+            }
+        }
+    }
+    if (r == 0) {
+        host = qcow2_alloc_bytes(q, (uint64_t)clen, err);
+        if (host < 0) {
+            r = (int)host;
+        } else {
+            r = qcow2_pre_write_check(q, 0, (uint64_t)host, (uint64_t)clen,
+                                      true, err);
+            if (r == 0) {
+                r = blk_child_pwrite(q->file, (uint64_t)host, out,
+                                     (size_t)clen, 0, err);
+            }
+            if (r == 0) {
+                r = qcow2_set_compressed(q, off, (uint64_t)host,
+                                         (uint64_t)clen, err);
+            }
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+
+out_free:
+    free(buf);
+    free(out);
+    return r;
+}
+
+int
+qcow2_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+              struct iovec *iov, int iovcnt, unsigned flags,
+              struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    int r;
+
+    if (flags & BLK_REQ_COMPRESSED) {
+        return write_compressed(q, off, len, iov, iovcnt, err);
+    }
+    pthread_mutex_lock(&q->lock);
+    r = write_range(q, off, len, iov, iovcnt, flags, true, err);
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+/* ---- zero, discard ----------------------------------------------------------- */
+
+/* Does [off, off+len) already read as zeroes? (lock held) */
+static bool
+reads_zero(struct qcow2 *q, uint64_t off, uint64_t len)
+{
+    while (len > 0) {
+        struct blk_error ignored = BLK_ERROR_INIT;
+        uint64_t n = len, host;
+        enum qcow2_subcluster_type t;
+
+        if (qcow2_get_host_offset(q, off, &n, &host, &t, &ignored) < 0) {
+            return false;
+        }
+        if (t == QCOW2_SC_UNALLOCATED_PLAIN || t == QCOW2_SC_UNALLOCATED_ALLOC) {
+            if (q->backing != NULL) {
+                int64_t blen = blk_child_get_length(q->backing);
+                struct blk_status st;
+
+                if (blen < 0 || off < (uint64_t)blen) {
+                    if (blk_child_block_status(q->backing, off, n, &st,
+                                               &ignored) < 0 ||
+                        !(st.flags & BLK_STATUS_ZERO)) {
+                        return false;
+                    }
+                    n = st.pnum < n ? st.pnum : n;
+                }
+            }
+        } else if (t != QCOW2_SC_ZERO_PLAIN && t != QCOW2_SC_ZERO_ALLOC) {
+            return false;
+        }
+        off += n;
+        len -= n;
+    }
+    return true;
+}
+
+/* Zero one piece: subcluster-aligned (or reaching the image end). */
+static int
+zeroize(struct qcow2 *q, uint64_t off, uint64_t len, unsigned flags,
+        struct blk_error *err)
+{
+    uint64_t end = off + len;
+    uint64_t head, tail;
+    int r = 0;
+
+    if (q->data_file_raw) {
+        r = blk_child_zero(q->data_file, off, len, flags, err);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (q->version < 3) {
+        /* No zero flag in v2; without a backing file, discard reads zero. */
+        if (q->backing == NULL) {
+            return qcow2_discard_clusters(q, off, len, QCOW2_DISCARD_REQUEST,
+                                          false, err);
+        }
+        return -ENOTSUP;
+    }
+    head = (end < ((off + q->cluster_size - 1) & ~(q->cluster_size - 1)) ?
+            end : ((off + q->cluster_size - 1) & ~(q->cluster_size - 1))) - off;
+    off += head;
+    tail = end >= q->size ? 0 :
+           end - (off > qcow2_start_of_cluster(q, end) ? off :
+                  qcow2_start_of_cluster(q, end));
+    end -= tail;
+    if (head) {
+        r = qcow2_zero_subclusters(q, off - head, head, err);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (end > off) {
+        r = qcow2_zero_clusters(q, off, end - off, flags, err);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (tail) {
+        r = qcow2_zero_subclusters(q, end, tail, err);
+    }
+    return r;
+}
+
+/* One piece inside a subcluster (unaligned) or aligned. */
+static int
+zero_piece(struct qcow2 *q, uint64_t off, uint64_t len, unsigned flags,
+           struct blk_error *err)
+{
+    uint64_t sc = q->subcluster_size;
+    uint64_t head = off & (sc - 1);
+    uint64_t end = off + len;
+    uint64_t tail = ((end + sc - 1) & ~(sc - 1)) - end;
+    int r = 0;
+
+    if (end == q->size) {
+        tail = 0;
+    }
+    if (head || tail) {
+        uint64_t n, host;
+        enum qcow2_subcluster_type t;
+        struct blk_error ignored = BLK_ERROR_INIT;
+
+        if (!reads_zero(q, off - head, head) || !reads_zero(q, end, tail)) {
+            return -ENOTSUP;
+        }
+        off -= head;
+        len = sc;
+        if (off + len > q->size) {
+            len = q->size - off;
+        }
+        n = len;
+        r = qcow2_get_host_offset(q, off, &n, &host, &t, &ignored);
+        if (r < 0 || (t != QCOW2_SC_UNALLOCATED_PLAIN &&
+                      t != QCOW2_SC_UNALLOCATED_ALLOC &&
+                      t != QCOW2_SC_ZERO_PLAIN && t != QCOW2_SC_ZERO_ALLOC)) {
+            return -ENOTSUP;
+        }
+    }
+    return zeroize(q, off, len, flags, err);
+}
+
+int
+qcow2_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
+           struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    uint64_t end = off + len;
+    int r = 0;
+
+    pthread_mutex_lock(&q->lock);
+    r = prepare_write(q, err);
+    /*
+     * Split like QEMU's generic layer with its zeroing alignment (the
+     * subcluster): unaligned head, aligned middle, unaligned tail.
+     */
+    while (r == 0 && off < end) {
+        uint64_t sc = q->subcluster_size;
+        uint64_t next = (off & ~(sc - 1)) + sc;
+        uint64_t n;
+
+        if ((off & (sc - 1)) == 0 && end - off >= sc) {
+            n = (end & ~(sc - 1)) - off;
+        } else {
+            n = (next < end ? next : end) - off;
+        }
+        r = zero_piece(q, off, n, flags, err);
+        if (r == -ENOTSUP) {
+            if (flags & BLK_REQ_NO_FALLBACK) {
+                r = blk_error_set(err, -ENOTSUP, "efficient zeroing is not "
+                                  "possible here");
+                break;
+            }
+            {
+                uint8_t *zbuf = blk_try_zalloc(n);
+                struct iovec v = { zbuf, n };
+
+                if (zbuf == NULL) {
+                    r = blk_error_set(err, -ENOMEM, "cannot allocate zero "
+                                      "buffer");
+                    break;
+                }
+                r = write_locked(q, off, n, &v, 1, flags & BLK_REQ_FUA, err);
+                free(zbuf);
+            }
+        }
+        off += n;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+int
+qcow2_discard(struct blk_node *bs, uint64_t off, uint64_t len,
+              struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    uint64_t start = (off + q->cluster_size - 1) & ~(q->cluster_size - 1);
+    uint64_t end = off + len;
+    int r;
+
+    /* Only whole clusters (or the partial last one) are discarded. */
+    if (end != q->size) {
+        end = qcow2_start_of_cluster(q, end);
+    }
+    if (end <= start) {
+        return 0;
+    }
+    pthread_mutex_lock(&q->lock);
+    r = prepare_write(q, err);
+    if (r == 0) {
+        r = qcow2_discard_clusters(q, start, end - start, QCOW2_DISCARD_REQUEST,
+                                   false, err);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
