@@ -224,27 +224,6 @@ throttle_timer_cb(uv_timer_t *t)
     throttle_kick(t->data);
 }
 
-/* The node in the filter chain below bs that holds req, or NULL. */
-static uint64_t
-admit_delay(struct blk_node *bs, const struct blk_req *req,
-            struct blk_node **holder)
-{
-    struct blk_node *n;
-
-    for (n = bs; n != NULL; n = n->drv->is_filter ? blk_node_file(n) : NULL) {
-        if (n->drv->admit != NULL) {
-            uint64_t ns = n->drv->admit(n, req->length,
-                                        req->op != BLK_OP_READ);
-
-            if (ns > 0) {
-                *holder = n;
-                return ns;
-            }
-        }
-    }
-    return 0;
-}
-
 static void
 throttle_arm(struct blk_node *holder, uint64_t ns)
 {
@@ -258,14 +237,62 @@ throttle_arm(struct blk_node *holder, uint64_t ns)
     uv_timer_start(holder->throttle_timer, throttle_timer_cb, ms ? ms : 1, 0);
 }
 
+static void
+throttle_append(struct blk_node *holder, struct blk_req *req)
+{
+    req->next_held = NULL;
+    if (holder->throttled_tail != NULL) {
+        holder->throttled_tail->next_held = req;
+    } else {
+        holder->throttled_head = req;
+    }
+    holder->throttled_tail = req;
+}
+
+static struct blk_node *
+filter_below(struct blk_node *n)
+{
+    return n->drv->is_filter ? blk_node_file(n) : NULL;
+}
+
+/*
+ * Pass req down the filter chain from n: every throttle on the way admits
+ * it once, in turn.  A node with requests waiting takes it at the back of
+ * its queue (FIFO: a request never overtakes one held before it there);
+ * a throttle that says wait queues it and arms its timer.  Past the last,
+ * the request is dispatched.
+ */
+static void
+throttle_pass(struct blk_node *n, struct blk_req *req)
+{
+    for (; n != NULL; n = filter_below(n)) {
+        uint64_t ns;
+
+        if (n->throttled_head != NULL) {
+            throttle_append(n, req);
+            return;
+        }
+        if (n->drv->admit == NULL) {
+            continue;
+        }
+        ns = n->drv->admit(n, req->length, req->op != BLK_OP_READ);
+        if (ns > 0) {
+            throttle_append(n, req);
+            throttle_arm(n, ns);
+            return;
+        }
+    }
+    dispatch(req->node, req);
+}
+
 /* Admit throttled requests in order until one must wait again. */
 static void
 throttle_kick(struct blk_node *holder)
 {
     while (holder->throttled_head != NULL) {
         struct blk_req *req = holder->throttled_head;
-        struct blk_node *h2 = NULL;
-        uint64_t ns = admit_delay(holder, req, &h2);
+        uint64_t ns = holder->drv->admit(holder, req->length,
+                                         req->op != BLK_OP_READ);
 
         if (ns > 0) {
             throttle_arm(holder, ns);
@@ -276,49 +303,18 @@ throttle_kick(struct blk_node *holder)
             holder->throttled_tail = NULL;
         }
         req->next_held = NULL;
-        dispatch(req->node, req);
+        throttle_pass(filter_below(holder), req);
     }
 }
 
 /* ---- admission --------------------------------------------------------------- */
 
-/* The first node in bs's filter chain with requests waiting on a throttle. */
-static struct blk_node *
-throttle_queue_of(struct blk_node *bs)
-{
-    struct blk_node *n;
-
-    for (n = bs; n != NULL; n = n->drv->is_filter ? blk_node_file(n) : NULL) {
-        if (n->throttled_head != NULL) {
-            return n;
-        }
-    }
-    return NULL;
-}
-
 static void
 admit(struct blk_node *bs, struct blk_req *req)
 {
-    struct blk_node *holder = NULL;
-    uint64_t ns = 0;
-
     if (req->ret == 0 && is_data_op(req->op)) {
-        /* FIFO: a request never overtakes one held before it. */
-        holder = throttle_queue_of(bs);
-        if (holder == NULL) {
-            ns = admit_delay(bs, req, &holder);
-        }
-        if (holder != NULL) {
-            req->next_held = NULL;
-            if (holder->throttled_tail != NULL) {
-                holder->throttled_tail->next_held = req;
-            } else {
-                holder->throttled_head = req;
-                throttle_arm(holder, ns);
-            }
-            holder->throttled_tail = req;
-            return;
-        }
+        throttle_pass(bs, req);
+        return;
     }
     dispatch(bs, req);
 }
