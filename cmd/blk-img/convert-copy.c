@@ -409,15 +409,24 @@ plan_sparse(struct slot *s)
 static void
 plan_compare(struct slot *s)
 {
-    uint64_t pos = 0;
+    uint64_t pos = 0, block = 64 * 1024;
 
     while (pos < s->len) {
-        uint64_t g = s->len - pos < SECTOR ? s->len - pos : SECTOR;
+        uint64_t b = s->len - pos < block ? s->len - pos : block, end;
 
-        if (memcmp(s->buf + pos, s->cmp + pos, g) != 0) {
-            add_piece(s, s->off + pos, g, P_DATA);
+        /* Most blocks are equal: one call each; sectors only where not. */
+        if (memcmp(s->buf + pos, s->cmp + pos, b) == 0) {
+            pos += b;
+            continue;
         }
-        pos += g;
+        for (end = pos + b; pos < end;) {
+            uint64_t g = end - pos < SECTOR ? end - pos : SECTOR;
+
+            if (memcmp(s->buf + pos, s->cmp + pos, g) != 0) {
+                add_piece(s, s->off + pos, g, P_DATA);
+            }
+            pos += g;
+        }
     }
 }
 

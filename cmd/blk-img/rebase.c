@@ -184,19 +184,56 @@ change_backing(const struct rebase *rb, struct blk_error *err)
     return r;
 }
 
-/* The overlay's own data stays; everything else is compared. */
+/* Block status of bs's whole chain says [off, off+*pnum) reads as zeroes. */
+static int
+reads_zero(struct blk_node *bs, uint64_t off, uint64_t *pnum, bool *zero,
+           struct blk_error *err)
+{
+    unsigned f;
+    bool alloc;
+    int64_t len = bs ? blk_node_get_length(bs) : 0;
+    int r;
+
+    if (bs == NULL || len < 0 || off >= (uint64_t)len) {
+        *zero = true;           /* no backing, or past its end */
+        return 0;
+    }
+    r = cv_chain_status(bs, NULL, off, *pnum, &f, &alloc, pnum, err);
+    *zero = r == 0 && (f & BLK_STATUS_ZERO);
+    return r;
+}
+
+/*
+ * The overlay's own data stays; elsewhere the old and new backing chains
+ * are compared, except where block status shows both read as zeroes
+ * (nothing can differ there, so nothing is read).
+ */
 static int
 unallocated(struct cv_job *j, int part, uint64_t off, uint64_t len,
             enum cv_status *st, uint64_t *pnum, struct blk_error *err)
 {
+    struct blk_node *bs = j->parts[part].bs;
     unsigned f;
-    int r = cv_layer_status(j->parts[part].bs, off, len, &f, pnum, err);
+    bool zero;
+    int r = cv_layer_status(bs, off, len, &f, pnum, err);
 
     if (r < 0) {
         return r;
     }
-    *st = (f & BLK_STATUS_ALLOCATED) ? CV_SKIP : CV_DATA;
-    return 0;
+    if (f & BLK_STATUS_ALLOCATED) {
+        *st = CV_SKIP;
+        return 0;
+    }
+    *st = CV_DATA;
+    r = reads_zero(blk_node_backing(bs), off, pnum, &zero, err);
+    if (r < 0 || !zero) {
+        return r;
+    }
+    r = reads_zero(j->compare_bs, off, pnum, &zero, err);
+    if (r == 0 && zero) {
+        *st = CV_SKIP;
+    }
+    return r;
 }
 
 static int
