@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/unit/unit.h"
+#include "block/bitmap.h"
 #include "block/block.h"
 #include "util/xalloc.h"
 #include "tests/unit/memdrv.h"
@@ -196,12 +198,63 @@ test_drain_child_holds_parent(void)
     blk_graph_free(g);
 }
 
+/*
+ * Bitmaps come and go on the loop while workers write and mark: the
+ * node's bitmap list is published to the markers safely.
+ */
+static void
+test_bitmap_while_writing(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct kv *o = kv_new_object();
+    struct blk_node *mem;
+    enum { N = 200 };
+    struct treq *reqs[N];
+    struct blk_bitmap *bm;
+    unsigned i;
+
+    kv_set(o, "delay", kv_new_int(300));
+    mem = blk_node_open_driver(g, &memdrv_driver, o, BLK_OPEN_RDWR, &err);
+    kv_free(o);
+    completed = 0;
+    want = N;
+    all_done = false;
+    for (i = 0; i < N; i++) {
+        reqs[i] = xzalloc(sizeof(*reqs[i]));
+        reqs[i]->req.op = BLK_OP_WRITE;
+        reqs[i]->req.offset = (uint64_t)(i % 64) * 4096;
+        reqs[i]->req.length = 4096;
+        reqs[i]->iov.iov_base = reqs[i]->buf;
+        reqs[i]->iov.iov_len = 4096;
+        reqs[i]->req.iov = &reqs[i]->iov;
+        reqs[i]->req.iovcnt = 1;
+        reqs[i]->req.cb = treq_cb;
+        blk_req_submit(mem, &reqs[i]->req);
+    }
+    while (!all_done) {
+        bm = blk_bitmap_create(mem, "b", 4096, &err);
+        CHECK(bm != NULL);
+        uv_run(blk_loop(), UV_RUN_NOWAIT);
+        (void)blk_bitmap_count(bm);
+        blk_bitmap_release(bm);
+        usleep(100);
+    }
+    for (i = 0; i < N; i++) {
+        CHECK_INT(reqs[i]->calls, 1);
+        free(reqs[i]);
+    }
+    blk_node_unref(mem);
+    blk_graph_free(g);
+}
+
 int
 main(void)
 {
     blk_loop_init(4);
     test_stacked_throttles();
     test_drain_child_holds_parent();
+    test_bitmap_while_writing();
     uv_loop_close(blk_loop());
     return unit_done();
 }
