@@ -13,6 +13,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "block/node-int.h"
 #include "keyval/schema.h"
@@ -269,10 +270,38 @@ resolve_relative(const char *base_filename, const char *name)
     return path;
 }
 
+/*
+ * Is path the image being opened (parent) or one whose backing chain is
+ * being opened around us?  Fills *frame with path's identity.  A file
+ * that cannot be stat'ed fails to open later, with its own message.
+ */
+static bool
+makes_loop(struct blk_node *parent, const char *path,
+           struct blk_backing_frame *frame)
+{
+    const struct blk_backing_frame *f;
+    struct stat st;
+
+    memset(frame, 0, sizeof(*frame));
+    if (stat(path, &st) < 0) {
+        return false;
+    }
+    frame->dev = st.st_dev;
+    frame->ino = st.st_ino;
+    for (f = parent->g->opening; f != NULL; f = f->up) {
+        if (f->dev == st.st_dev && f->ino == st.st_ino) {
+            return true;
+        }
+    }
+    return stat(blk_node_get_filename(parent), &st) == 0 &&
+           st.st_dev == frame->dev && st.st_ino == frame->ino;
+}
+
 struct blk_child *
 blk_node_open_backing(struct blk_node *parent, const char *name,
                       const char *fmt, struct blk_error *err)
 {
+    struct blk_backing_frame frame;
     const struct blk_driver *d;
     struct blk_node *bs;
     struct blk_child *c;
@@ -296,11 +325,21 @@ blk_node_open_backing(struct blk_node *parent, const char *name,
         fmt = NULL;
     }
     path = resolve_relative(blk_node_get_filename(parent), name);
+    if (makes_loop(parent, path, &frame)) {
+        blk_error_set(err, -ELOOP, "backing file '%s' of '%s' makes a loop "
+                      "in the backing chain", name,
+                      blk_node_get_filename(parent));
+        free(path);
+        return NULL;
+    }
     flags = parent->open_flags & ~BLK_OPEN_RDWR;
     if (parent->force_share) {
         flags |= BLK_OPEN_FORCE_SHARE;
     }
+    frame.up = parent->g->opening;
+    parent->g->opening = &frame;
     bs = open_file_probed(parent->g, path, fmt, flags, true, err);
+    parent->g->opening = frame.up;
     if (bs == NULL) {
         blk_error_prefix(err, "Could not open backing file: ");
         free(path);

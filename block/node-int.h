@@ -7,6 +7,7 @@
 #define BLOCK_NODE_INT_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "block/block.h"
 
@@ -101,10 +102,18 @@ struct blk_backend {
     struct blk_backend *next;
 };
 
+/* A backing file being opened (image.c): the chain so far, for loops. */
+struct blk_backing_frame {
+    dev_t dev;
+    ino_t ino;
+    struct blk_backing_frame *up;
+};
+
 struct blk_graph {
     struct blk_node *nodes;
     struct blk_backend *backends;
     unsigned next_auto_name;
+    struct blk_backing_frame *opening;  /* innermost backing open, or NULL */
 };
 
 struct blk_drain_wait {
