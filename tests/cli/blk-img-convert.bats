@@ -198,3 +198,12 @@ alloc_kib() {
     assert_output --regexp "^blk-img: error while writing at byte [0-9]+: "
     [ ! -e out.qcow2 ]
 }
+
+@test "convert: -p on a terminal draws one redrawn bar with rate and percentage" {
+    command -v script >/dev/null || skip "script(1) not installed"
+    run script -qec "'$BLK_IMG' convert -p -f raw -O raw src.raw out.raw" /dev/null
+    assert_success
+    assert_output --regexp '\[=+\] 100\.00%  [0-9.]+ [KMG]?i?B/s'
+    refute_output --partial "(100.00/100%)"
+    cmp src.raw out.raw
+}
