@@ -405,10 +405,12 @@ drain_deferred_cb(uv_timer_t *t)
     blk_node_unref(bs);
 }
 
+/* Move the waits on bs and below it whose node is now idle to *tail. */
 static void
-drain_check_one(struct blk_node *bs)
+drain_collect(struct blk_node *bs, struct blk_drain_wait ***tail)
 {
     struct blk_drain_wait **pp = &bs->drain_waits;
+    struct blk_child *c;
 
     while (*pp != NULL) {
         struct blk_drain_wait *w = *pp;
@@ -418,20 +420,31 @@ drain_check_one(struct blk_node *bs)
             continue;
         }
         *pp = w->next;
-        w->cb(w->opaque);
-        free(w);
+        w->next = NULL;
+        **tail = w;
+        *tail = &w->next;
+    }
+    for (c = bs->children; c != NULL; c = c->next) {
+        drain_collect(c->child, tail);
     }
 }
 
-/* After a completion on bs: wake drains waiting on bs or below it. */
+/*
+ * After a completion on bs: wake drains waiting on bs or below it.  The
+ * callbacks run after the walk, since they may change the graph.
+ */
 static void
 drain_check(struct blk_node *bs)
 {
-    struct blk_child *c;
+    struct blk_drain_wait *ready = NULL, **tail = &ready;
 
-    drain_check_one(bs);
-    for (c = bs->children; c != NULL; c = c->next) {
-        drain_check(c->child);
+    drain_collect(bs, &tail);
+    while (ready != NULL) {
+        struct blk_drain_wait *w = ready;
+
+        ready = w->next;
+        w->cb(w->opaque);
+        free(w);
     }
 }
 

@@ -248,6 +248,53 @@ test_bitmap_while_writing(void)
     blk_graph_free(g);
 }
 
+/* The drain callback changes the graph: the edge it drops is not touched again. */
+static struct blk_node *detach_parent;
+
+static void
+drain_detach_cb(void *opaque)
+{
+    struct blk_node *child = opaque;
+
+    drained = true;
+    blk_node_drain_end(child);
+    blk_node_detach_child(detach_parent,
+                          blk_node_get_child(detach_parent, "file"));
+}
+
+static void
+test_drain_cb_changes_graph(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_node *mem = open_mem(g);
+    struct blk_node *upper = open_over(g, &upper_driver, mem);
+    struct treq *t = xzalloc(sizeof(*t));
+
+    completed = 0;
+    want = 1;
+    all_done = false;
+    drained = false;
+    detach_parent = upper;
+    t->req.op = BLK_OP_WRITE;
+    t->req.length = 4096;
+    t->iov.iov_base = t->buf;
+    t->iov.iov_len = 4096;
+    t->req.iov = &t->iov;
+    t->req.iovcnt = 1;
+    t->req.cb = treq_cb;
+    blk_req_submit(upper, &t->req);
+    blk_node_drain_begin(mem, drain_detach_cb, mem);
+    blk_loop_run_until(&all_done);
+    blk_loop_run_until(&drained);
+    CHECK_INT(t->calls, 1);
+    CHECK(drained);
+    CHECK(blk_node_file(upper) == NULL);
+    free(t);
+    blk_node_unref(upper);
+    blk_node_unref(mem);
+    blk_graph_free(g);
+}
+
 int
 main(void)
 {
@@ -255,6 +302,7 @@ main(void)
     test_stacked_throttles();
     test_drain_child_holds_parent();
     test_bitmap_while_writing();
+    test_drain_cb_changes_graph();
     uv_loop_close(blk_loop());
     return unit_done();
 }
