@@ -633,19 +633,38 @@ blk_io_run(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
 
 /* ---- the fast path ------------------------------------------------------------------ */
 
-/* Does any request in flight on bs overlap [off, off+len)? */
-static bool
-track_overlaps(struct blk_node *bs, uint64_t off, uint64_t len)
+/*
+ * Register [off, off+len) unless a request in flight on bs overlaps it;
+ * NULL if one does.  Checked and registered under one lock, so a worker
+ * cannot slip an overlapping track in between.
+ */
+static struct blk_track *
+track_begin_alone(struct blk_node *bs, enum blk_op op, uint64_t off,
+                  uint64_t len)
 {
     struct blk_track *t;
-    bool hit = false;
 
     pthread_mutex_lock(&bs->track_lock);
-    for (t = bs->tracks; t != NULL && !hit; t = t->next) {
-        hit = t->start < off + len && off < t->end;
+    for (t = bs->tracks; t != NULL; t = t->next) {
+        if (t->start < off + len && off < t->end) {
+            pthread_mutex_unlock(&bs->track_lock);
+            return NULL;
+        }
     }
+    t = xzalloc(sizeof(*t));
+    t->start = off;
+    t->end = off + len;
+    t->writes = op_writes(op);
+    t->seq = bs->track_seq++;
+    t->prev = bs->tracks_tail;
+    if (bs->tracks_tail != NULL) {
+        bs->tracks_tail->next = t;
+    } else {
+        bs->tracks = t;
+    }
+    bs->tracks_tail = t;
     pthread_mutex_unlock(&bs->track_lock);
-    return hit;
+    return t;
 }
 
 /*
@@ -679,13 +698,16 @@ blk_io_try(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
     if (r < 0) {
         return r;
     }
-    if (track_overlaps(bs, off, len)) {
-        return -EAGAIN;
-    }
     if (serial && pthread_mutex_trylock(&bs->serial_lock) != 0) {
         return -EAGAIN;
     }
-    t = blk_track_begin(bs, op, off, len, false);
+    t = track_begin_alone(bs, op, off, len);
+    if (t == NULL) {
+        if (serial) {
+            pthread_mutex_unlock(&bs->serial_lock);
+        }
+        return -EAGAIN;
+    }
     r = op == BLK_OP_READ ? drv->try_preadv(bs, off, len, iov, iovcnt, flags, err)
                           : drv->try_pwritev(bs, off, len, iov, iovcnt, flags,
                                              err);
