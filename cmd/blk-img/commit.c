@@ -376,6 +376,7 @@ cmd_commit(int argc, char **argv)
         goto out;
     }
     memset(&j, 0, sizeof(j));
+    j.copy_dst_fd = -1;
     part.bs = c.top;
     part.len = (uint64_t)top_len;
     j.parts = &part;

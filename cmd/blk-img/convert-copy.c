@@ -13,6 +13,7 @@
  * Loop thread only.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,6 +53,9 @@ struct slot {
     struct blk_req *wreq;
     struct iovec *wiov;
     int npieces, cap, pending;
+    bool copy;                  /* -C: this chunk goes by copy_file_range */
+    int copy_part, copy_ret;
+    uv_work_t work;
 };
 
 struct engine {
@@ -501,6 +505,68 @@ write_cb(struct blk_req *req)
     }
 }
 
+/* Worker: copy the chunk file to file in the kernel. */
+static void
+copy_work(uv_work_t *w)
+{
+    struct slot *s = container_of(w, struct slot, work);
+    struct cv_job *j = s->e->j;
+    uint64_t part_off = 0;
+    loff_t in, out = (loff_t)s->off;
+    size_t left = s->len;
+
+    for (int i = 0; i < s->copy_part; i++) {
+        part_off += j->parts[i].len;
+    }
+    in = (loff_t)(s->off - part_off + j->src_offset);
+    s->copy_ret = 0;
+    while (left > 0) {
+        ssize_t n = copy_file_range(j->copy_src_fd[s->copy_part], &in,
+                                    j->copy_dst_fd, &out, left, 0);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            s->copy_ret = n == 0 ? -EIO : -errno;
+            return;
+        }
+        left -= (size_t)n;
+    }
+}
+
+static void
+copy_done(uv_work_t *w, int status)
+{
+    struct slot *s = container_of(w, struct slot, work);
+    struct engine *e = s->e;
+    struct cv_job *j = e->j;
+    int r = status < 0 ? status : s->copy_ret;
+
+    s->copy = false;
+    if (r == 0) {
+        j->bytes_copied += s->len;
+        j->bytes_written += s->len;
+        s->pending = 1;
+        s->state = S_WRITE;
+        finish_slot(s);
+        return;
+    }
+    if (r == -EXDEV || r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP ||
+        r == -EBADF || r == -ETXTBSY) {
+        /* Not possible here: read and write from now on (qemu-img does). */
+        j->copy_dst_fd = -1;
+        s->reads_out = 1;
+        start_read(s);
+        return;
+    }
+    if (e->ret == 0) {
+        report(e, "error while writing at byte ", s->off, r);
+    }
+    fail(e, r);
+    finish_slot(s);
+}
+
 static void
 issue_writes(struct slot *s)
 {
@@ -509,6 +575,13 @@ issue_writes(struct slot *s)
     int i;
 
     s->state = S_WRITE;
+    if (s->copy) {
+        if (j->in_order && j->compressed) {
+            e->wr_offs = s->off + s->len;
+        }
+        uv_queue_work(blk_loop(), &s->work, copy_work, copy_done);
+        return;
+    }
     s->pending = s->npieces + 1;    /* +1: none completes before all are issued */
     for (i = 0; i < s->npieces; i++) {
         struct piece *p = &s->pieces[i];
@@ -706,6 +779,19 @@ start_chunk(struct slot *s, uint64_t off, uint64_t len, enum cv_status st)
     s->st = st;
     s->pos = 0;
     s->salvage_until = 0;
+    s->copy = false;
+    if (st == CV_DATA && s->e->j->copy_dst_fd >= 0 && !s->e->j->compare) {
+        uint64_t part_off;
+
+        select_part(s->e->j, off, &s->copy_part, &part_off);
+        s->copy = s->e->j->copy_src_fd[s->copy_part] >= 0 &&
+                  off + len <= part_off + s->e->j->parts[s->copy_part].len;
+    }
+    if (s->copy) {
+        s->state = S_READ;
+        try_write(s);
+        return;
+    }
     if (st == CV_DATA) {
         s->state = S_READ;
         s->reads_out = 1 + (s->e->j->compare ? 1 : 0);

@@ -73,11 +73,20 @@ struct cv_job {
     unsigned write_flags;       /* BLK_REQ_FUA for writethrough caches */
     uint64_t rate_limit;        /* bytes/s, 0: none (-r) */
     struct blk_progress *progress;  /* may be NULL */
+    /*
+     * -C: data chunks are copied with copy_file_range(2) from
+     * copy_src_fd[part] (the part's file, same offsets) to copy_dst_fd
+     * (the target's file); -1 disables.  The first failure that means
+     * "not possible here" turns it off and the chunk is read and
+     * written instead, as qemu-img falls back.
+     */
+    int *copy_src_fd;
+    int copy_dst_fd;
     /* error messages: "error while reading at byte ..." etc. (convert's) */
     const char *err_prefix;     /* prepended to every message, or NULL */
 
     /* out */
-    uint64_t bytes_read, bytes_written;
+    uint64_t bytes_read, bytes_written, bytes_copied;
 };
 
 /*

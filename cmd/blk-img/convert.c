@@ -5,6 +5,7 @@
  * nothing that looks like a finished image is left behind.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -445,6 +446,53 @@ fill_job(struct cv_job *j, const struct convert_opts *o, bool created,
     j->progress = prog;
 }
 
+/*
+ * -C: the file under a plain raw node (no offset/size window, no
+ * O_DIRECT), opened again with flags for copy_file_range; -1 if none.
+ */
+static int
+raw_file_fd(struct blk_node *bs, int flags)
+{
+    const struct kv *opts = blk_node_options(bs);
+    struct blk_node *file = blk_node_file(bs);
+
+    if (strcmp(blk_node_driver(bs)->name, "raw") != 0 || file == NULL ||
+        strcmp(blk_node_driver(file)->name, "file") != 0 ||
+        (opts != NULL && (kv_get(opts, "offset") || kv_get(opts, "size"))) ||
+        blk_node_cache_direct(file) || blk_node_get_filename(file) == NULL) {
+        return -1;
+    }
+    return open(blk_node_get_filename(file), flags | O_CLOEXEC);
+}
+
+/* Set up -C where every end is a plain raw file; otherwise copy normally. */
+static void
+setup_copy_range(struct cv_job *j, bool wanted)
+{
+    j->copy_src_fd = xmalloc((size_t)j->nparts * sizeof(int));
+    j->copy_dst_fd = wanted ? raw_file_fd(j->target, O_WRONLY) : -1;
+    for (int i = 0; i < j->nparts; i++) {
+        j->copy_src_fd[i] = j->copy_dst_fd >= 0 ?
+                            raw_file_fd(j->parts[i].bs, O_RDONLY) : -1;
+    }
+}
+
+static void
+close_copy_range(struct cv_job *j)
+{
+    for (int i = 0; j->copy_src_fd != NULL && i < j->nparts; i++) {
+        if (j->copy_src_fd[i] >= 0) {
+            close(j->copy_src_fd[i]);
+        }
+    }
+    if (j->copy_dst_fd >= 0) {
+        close(j->copy_dst_fd);
+    }
+    free(j->copy_src_fd);
+    j->copy_src_fd = NULL;
+    j->copy_dst_fd = -1;
+}
+
 int
 cmd_convert(int argc, char **argv)
 {
@@ -463,6 +511,7 @@ cmd_convert(int argc, char **argv)
     int nsrc, i, ret = 1;
 
     memset(&j, 0, sizeof(j));
+    j.copy_dst_fd = -1;
     if (parse_args(argc, argv, &o) < 0) {
         goto out_free;
     }
@@ -585,8 +634,10 @@ cmd_convert(int argc, char **argv)
         goto out;
     }
     fill_job(&j, &o, created, has_backing, tgt_wt, prog);
+    setup_copy_range(&j, o.copy_range);
 
     ret = cv_run(&j) < 0;
+    close_copy_range(&j);
     if (ret == 0) {
         if (blk_node_flush(target, &err) < 0) {
             blk_img_error("error while flushing the target: %s", err.msg);

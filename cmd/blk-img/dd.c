@@ -260,6 +260,7 @@ cmd_dd(int argc, char **argv)
         goto out;
     }
     memset(&j, 0, sizeof(j));
+    j.copy_dst_fd = -1;
     part.bs = in;
     part.len = size;
     j.parts = &part;

@@ -342,6 +342,7 @@ copy_differences(struct rebase *rb, struct blk_graph *g, struct blk_node *bs,
         free(path);
     }
     memset(&j, 0, sizeof(j));
+    j.copy_dst_fd = -1;
     part.bs = bs;
     part.len = (uint64_t)len;
     j.parts = &part;

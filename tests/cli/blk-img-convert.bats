@@ -207,3 +207,14 @@ alloc_kib() {
     refute_output --partial "(100.00/100%)"
     cmp src.raw out.raw
 }
+
+@test "convert: -C copies raw files with copy_file_range and keeps holes" {
+    run "$BLK_IMG" convert -C -f raw -O raw src.raw out.raw
+    assert_success
+    cmp src.raw out.raw
+    [ "$(alloc_kib out.raw)" -le 3300 ]
+    # a qcow2 end cannot be offloaded: the copy falls back silently
+    "$BLK_IMG" convert -C -f raw -O qcow2 src.raw out.qcow2
+    "$BLK_IMG" convert -C -f qcow2 -O raw out.qcow2 back.raw
+    cmp src.raw back.raw
+}
