@@ -293,7 +293,7 @@ write_compressed(struct qcow2 *q, uint64_t off, uint64_t len,
                              "supported with an external data file");
     }
     if (qcow2_offset_into_cluster(q, off) != 0 ||
-        (len != q->cluster_size && off + len != q->size)) {
+        (qcow2_offset_into_cluster(q, len) != 0 && off + len != q->size)) {
         return blk_error_set(err, -EINVAL, "compressed writes must cover "
                              "whole clusters");
     }
