@@ -168,3 +168,20 @@ same_script() {
     assert_success
     diff <(qemu-img map --output=json q.qcow2) <(qemu-img map --output=json b.qcow2)
 }
+
+@test "qcow2 interop: 300 random writes, zeroes and discards leave identical images" {
+    mapfile -t cmds < <(python3 - <<'PY'
+import random
+random.seed(7)
+for i in range(300):
+    o = random.randrange(0, (64 << 20) - 70000)
+    l = random.randrange(1, 70000)
+    k = random.choice(['write -P %d' % (i % 250 + 1), 'write -z', 'discard', 'write -P 9'])
+    print('discard %d %d' % (o & ~4095, l) if k == 'discard' else '%s %d %d' % (k, o, l))
+PY
+)
+    for o in cluster_size=4k extended_l2=on,cluster_size=32k compat=0.10,cluster_size=16k; do
+        qemu-img create -q -f qcow2 -o "$o" base.qcow2 64M
+        same_script base.qcow2 "${cmds[@]}"
+    done
+}
