@@ -173,6 +173,28 @@ out:
     return r;
 }
 
+/* -o help, as qemu-img convert prints it (with or without a target name). */
+static int
+print_opts_help(const char *fmt, bool with_file)
+{
+    const struct img_opt_desc *t = img_create_opts(fmt);
+
+    if (t == NULL || strcmp(fmt, "file") == 0) {
+        blk_img_error("Unknown file format '%s'", fmt);
+        return 1;
+    }
+    if (with_file) {
+        printf("Supported options:\n");
+        img_opts_help(t, img_protocol_opts());
+        return 0;
+    }
+    printf("Supported %s options:\n", fmt);
+    img_opts_help(t, NULL);
+    printf("\nThe protocol level may support further options.\n"
+           "Specify the target filename to include those options.\n");
+    return 0;
+}
+
 /* The target's cluster size (qcow2: from its header), or 0. */
 static uint64_t
 target_cluster_size(struct blk_node *bs)
@@ -520,6 +542,16 @@ cmd_convert(int argc, char **argv)
     }
     nsrc = argc - optind - 1;
     out_filename = nsrc >= 1 ? argv[argc - 1] : NULL;
+    if (o.options != NULL && !o.skip_create && o.out_fmt != NULL) {
+        bool help = false;
+        struct kv *t = img_opts_parse(o.options, &help, NULL);
+
+        kv_free(t);
+        if (help) {
+            ret = print_opts_help(o.out_fmt, out_filename != NULL);
+            goto out_free;
+        }
+    }
     if (check_combinations(&o, nsrc) < 0) {
         goto out_free;
     }
