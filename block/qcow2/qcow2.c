@@ -222,6 +222,11 @@ qcow2_truncate(struct blk_node *bs, uint64_t len, bool exact,
         r = qcow2_grow_l1(q, qcow2_l1_entries_for(len, q->cluster_bits,
                                                   q->extended_l2), true, err);
     }
+    if (r == 0 && q->data_file != q->file && prealloc == BLK_PREALLOC_OFF) {
+        /* The external data file follows the virtual size (QEMU does). */
+        r = blk_child_truncate(q->data_file, len, exact, BLK_PREALLOC_OFF,
+                               err);
+    }
     if (r < 0) {
         goto out;
     }

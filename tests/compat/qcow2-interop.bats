@@ -224,3 +224,13 @@ PY
         cmp q.qcow2 b.qcow2
     done
 }
+
+@test "qcow2 interop: resizing an image resizes its external data file" {
+    "$BLK_IMG" create -q -f qcow2 -o data_file=b.data,data_file_raw=on b.qcow2 4M
+    "$BLK_IMG" resize -q b.qcow2 8M
+    [ "$(stat -c %s b.data)" = 8388608 ]
+    "$BLK_IMG" resize -q --shrink b.qcow2 2M
+    [ "$(stat -c %s b.data)" = 2097152 ]
+    run qemu-img check -q b.qcow2
+    assert_success
+}
