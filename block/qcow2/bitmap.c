@@ -73,11 +73,15 @@ dir_free(struct dir_entry *e, size_t n)
 
 /*
  * Read and validate the bitmap directory.  *buf (owned by the caller)
- * keeps the raw bytes the entries point into.
+ * keeps the raw bytes the entries point into.  With check_size, a
+ * bitmap not in use must have a table large enough for the image (QEMU's
+ * rule: in_use tables may be stale after a resize, larger ones are fine);
+ * store reads the old directory without it, since the image may have
+ * been resized since the tables were written.
  */
 static int
-read_directory(struct qcow2 *q, uint8_t **buf, struct dir_entry **out,
-               size_t *n_out, struct blk_error *err)
+read_directory(struct qcow2 *q, bool check_size, uint8_t **buf,
+               struct dir_entry **out, size_t *n_out, struct blk_error *err)
 {
     uint64_t size = q->bitmaps.directory_size, pos = 0;
     uint32_t n = q->bitmaps.nb_bitmaps, i;
@@ -140,10 +144,11 @@ read_directory(struct qcow2 *q, uint8_t **buf, struct dir_entry **out,
             goto out_free;
         }
         want = qcow2_size_to_clusters(q, data_bytes(q->size, e[i].gran_bits));
-        if (e[i].table_size != want) {
+        if (check_size && !(e[i].flags & BME_IN_USE) &&
+            e[i].table_size < want) {
             r = blk_error_set(err, -EINVAL, "Bitmap '%s' table size %" PRIu32
-                              " does not match the image size (%" PRIu64
-                              " entries expected)", e[i].name,
+                              " is too small for the image size (%" PRIu64
+                              " entries needed)", e[i].name,
                               e[i].table_size, want);
             goto out_free;
         }
@@ -185,7 +190,9 @@ load_bits(struct qcow2 *q, const struct dir_entry *de, struct blk_bitmap *bm,
     }
     r = blk_child_pread(q->file, de->table_offset, tb,
                         (size_t)de->table_size * 8, err);
-    for (i = 0; r == 0 && i < de->table_size; i++) {
+    /* A table may be longer than the image needs (QEMU accepts it). */
+    for (i = 0; r == 0 && i < de->table_size &&
+                (uint64_t)i * q->cluster_size < total; i++) {
         uint64_t ent = qcow2_be64(tb + (size_t)i * 8);
         uint64_t off = ent & BME_TABLE_OFFSET_MASK;
         uint64_t first = (uint64_t)i * q->cluster_size;
@@ -254,7 +261,7 @@ qcow2_bitmaps_load(struct qcow2 *q, struct blk_error *err)
     if (!q->has_bitmaps_ext) {
         return 0;
     }
-    r = read_directory(q, &dir, &e, &n, err);
+    r = read_directory(q, true, &dir, &e, &n, err);
     if (r < 0) {
         return r;
     }
@@ -530,7 +537,7 @@ qcow2_bitmaps_store(struct qcow2 *q, struct blk_error *err)
         return 0;
     }
     if (had_ext) {
-        r = read_directory(q, &old_dir, &old, &n_old, err);
+        r = read_directory(q, false, &old_dir, &old, &n_old, err);
         if (r < 0) {
             return r;
         }
@@ -611,7 +618,7 @@ qcow2_bitmaps_info(struct qcow2 *q, struct kv *list, struct blk_error *err)
     if (!q->has_bitmaps_ext) {
         return 0;
     }
-    r = read_directory(q, &dir, &e, &n, err);
+    r = read_directory(q, true, &dir, &e, &n, err);
     if (r < 0) {
         return r;
     }
@@ -646,7 +653,7 @@ qcow2_bitmaps_set_in_use(struct qcow2 *q, struct blk_error *err)
     if (!q->has_bitmaps_ext || q->read_only) {
         return 0;
     }
-    r = read_directory(q, &dir, &e, &n, err);
+    r = read_directory(q, true, &dir, &e, &n, err);
     if (r < 0) {
         return r;
     }

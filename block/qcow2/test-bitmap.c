@@ -242,6 +242,79 @@ test_reopen(void)
     blk_graph_free(g);
 }
 
+/*
+ * Growing an image grows its bitmaps' tables: the bitmap stays consistent
+ * and records writes past the old end (as QEMU's resize); a crash after
+ * the resize leaves an in_use bitmap with the old table, which still opens.
+ */
+static void
+test_resize(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    unsigned char buf[4096];
+    pid_t pid;
+    int status;
+
+    CHECK(sh("rm -f %s && qemu-img create -q -f qcow2 %s 1M", img) == 0);
+    CHECK(sh("qemu-img bitmap --add -g 512 %s g0", img) == 0);
+    CHECK(sh("qemu-io -c 'write 0 64k' %s >/dev/null", img) == 0);
+    bs = open_img(g, BLK_OPEN_RDWR);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        blk_graph_free(g);
+        return;
+    }
+    CHECK_INT(blk_node_truncate(bs, 1 << 30, false, BLK_PREALLOC_OFF, &err), 0);
+    memset(buf, 0x33, sizeof(buf));
+    CHECK_INT(blk_node_pwrite(bs, 900 << 20, buf, sizeof(buf), 0, &err), 0);
+    blk_node_unref(bs);
+    blk_graph_free(g);
+    CHECK(sh("qemu-img check -q %s", img) == 0);
+    CHECK(sh("qemu-img info --output=json %s | grep -q in-use", img) != 0);
+    g = blk_graph_new();
+    bs = open_img(g, 0);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        struct blk_bitmap *g0 = blk_bitmap_find(bs, "g0");
+
+        CHECK(g0 != NULL && !blk_bitmap_inconsistent(g0));
+        CHECK_STR(g0 ? extents(g0) : "", "0+65536,943718400+4096,");
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+
+    CHECK(sh("rm -f %s && qemu-img create -q -f qcow2 %s 1M", img) == 0);
+    CHECK(sh("qemu-img bitmap --add -g 512 %s g1", img) == 0);
+    pid = fork();
+    if (pid == 0) {
+        struct blk_graph *g2 = blk_graph_new();
+        struct blk_error e2 = BLK_ERROR_INIT;
+        struct blk_node *b2 = open_img(g2, BLK_OPEN_RDWR);
+
+        if (b2 == NULL ||
+            blk_node_truncate(b2, 1 << 30, false, BLK_PREALLOC_OFF, &e2) < 0 ||
+            blk_node_flush(b2, &e2) < 0) {
+            _exit(1);
+        }
+        _exit(0);                       /* dies without closing */
+    }
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(sh("qemu-img info --output=json %s | grep -q in-use", img) == 0);
+    g = blk_graph_new();
+    bs = open_img(g, 0);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        struct blk_bitmap *g1 = blk_bitmap_find(bs, "g1");
+
+        CHECK(g1 != NULL && blk_bitmap_inconsistent(g1));
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+}
+
 int
 main(void)
 {
@@ -256,6 +329,7 @@ main(void)
     test_blk_to_qemu();
     test_crash_leaves_in_use();
     test_reopen();
+    test_resize();
     sh("rm -rf %s", dir);
     return unit_done();
 }
