@@ -393,6 +393,27 @@ out_free:
     return r;
 }
 
+/*
+ * FUA: the data and the metadata that maps it must be stable before the
+ * request completes (QEMU emulates FUA on qcow2 with a flush, too).
+ */
+static int
+fua_flush(struct qcow2 *q, unsigned flags, struct blk_error *err)
+{
+    int r;
+
+    if (!(flags & BLK_REQ_FUA)) {
+        return 0;
+    }
+    pthread_mutex_lock(&q->lock);
+    r = qcow2_flush_locked(q, err);
+    pthread_mutex_unlock(&q->lock);
+    if (r == 0 && q->data_file != q->file) {
+        r = blk_child_flush(q->data_file, err);
+    }
+    return r;
+}
+
 int
 qcow2_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
               struct iovec *iov, int iovcnt, unsigned flags,
@@ -402,12 +423,13 @@ qcow2_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
     int r;
 
     if (flags & BLK_REQ_COMPRESSED) {
-        return write_compressed(q, off, len, iov, iovcnt, err);
+        r = write_compressed(q, off, len, iov, iovcnt, err);
+    } else {
+        pthread_mutex_lock(&q->lock);
+        r = write_range(q, off, len, iov, iovcnt, flags, true, err);
+        pthread_mutex_unlock(&q->lock);
     }
-    pthread_mutex_lock(&q->lock);
-    r = write_range(q, off, len, iov, iovcnt, flags, true, err);
-    pthread_mutex_unlock(&q->lock);
-    return r;
+    return r == 0 ? fua_flush(q, flags, err) : r;
 }
 
 /* ---- zero, discard ----------------------------------------------------------- */
@@ -580,7 +602,7 @@ qcow2_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
         off += n;
     }
     pthread_mutex_unlock(&q->lock);
-    return r;
+    return r == 0 ? fua_flush(q, flags, err) : r;
 }
 
 int
