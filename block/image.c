@@ -138,22 +138,23 @@ apply_flags(struct kv *opts, unsigned flags)
 }
 
 /*
- * Open filename with format fmt, or probe it: the protocol node is opened
- * first, its first bytes choose the format, then the format node is
- * opened over it.  A probed raw image is opened read-only unless the
+ * Open the protocol node fo (options, consumed; filename names it in
+ * messages) with format fmt over it, or probe it: the protocol node is
+ * opened first, its first bytes choose the format, then the format node
+ * is opened over it.  A probed raw image is opened read-only unless the
  * caller asked for read-write (qemu-img allows that with a warning).
  */
 static struct blk_node *
-open_file_probed(struct blk_graph *g, const char *filename, const char *fmt,
-                 unsigned flags, bool from_image, struct blk_error *err)
+open_probed(struct blk_graph *g, struct kv *fo, const char *filename,
+            const char *fmt, unsigned flags, bool from_image,
+            struct blk_error *err)
 {
-    struct kv *fo = file_opts(filename);
     struct kv *opts;
     struct blk_node *file, *bs;
     const char *probed = fmt;
 
     apply_flags(fo, flags);
-    if (fmt != NULL && strcmp(fmt, "file") == 0) {
+    if (fmt != NULL && strcmp(fmt, kv_get_str(fo, "driver", "")) == 0) {
         bs = blk_node_open(g, fo, flags, err);
         kv_free(fo);
         return bs;
@@ -193,6 +194,14 @@ open_file_probed(struct blk_graph *g, const char *filename, const char *fmt,
         }
     }
     return bs;
+}
+
+static struct blk_node *
+open_file_probed(struct blk_graph *g, const char *filename, const char *fmt,
+                 unsigned flags, bool from_image, struct blk_error *err)
+{
+    return open_probed(g, file_opts(filename), filename, fmt, flags,
+                       from_image, err);
 }
 
 struct blk_node *
@@ -239,7 +248,10 @@ blk_open_image(struct blk_graph *g, const char *name, const char *fmt,
             return NULL;
         }
     } else if ((opts = protocol_opts(name)) != NULL) {
-        /* "null-co://": the protocol driver itself, no format on top. */
+        /* "null-co://": the protocol driver itself, or the format given. */
+        if (fmt != NULL) {
+            return open_probed(g, opts, name, fmt, flags, false, err);
+        }
     } else {
         return open_file_probed(g, name, fmt, flags, false, err);
     }

@@ -169,6 +169,31 @@ test_probed_raw_backing(void)
     free(top);
 }
 
+/* A protocol filename takes the format given on the command line. */
+static void
+test_protocol_with_format(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+
+    bs = blk_open_image(g, "null-co://", NULL, false, 0, &err);
+    CHECK(bs != NULL && strcmp(blk_node_driver(bs)->name, "null-co") == 0);
+    blk_node_unref(bs);
+    bs = blk_open_image(g, "null-co://", "raw", false, 0, &err);
+    CHECK(bs != NULL && strcmp(blk_node_driver(bs)->name, "raw") == 0);
+    CHECK(bs != NULL && blk_node_get_length(bs) == 1 << 30);
+    blk_node_unref(bs);
+    bs = blk_open_image(g, "null-co://", "qcow2", false, 0, &err);
+    CHECK(bs == NULL);
+    blk_error_clear(&err);
+    bs = blk_open_image(g, "null-co://", "null-co", false, 0, &err);
+    CHECK(bs != NULL && strcmp(blk_node_driver(bs)->name, "null-co") == 0);
+    blk_node_unref(bs);
+    CHECK(blk_graph_next_node(g, NULL) == NULL);
+    blk_graph_free(g);
+}
+
 int
 main(void)
 {
@@ -179,6 +204,7 @@ main(void)
     test_backing_loop();
     test_backing_names();
     test_probed_raw_backing();
+    test_protocol_with_format();
     cmd = xasprintf("rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
     free(cmd);
