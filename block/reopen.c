@@ -18,9 +18,17 @@
 #include "block/node-int.h"
 #include "util/xalloc.h"
 
+/* The generic options a reopen may change (node.c reads them at open). */
+struct generic {
+    bool discard_unmap;
+    bool no_flush;
+    enum blk_detect_zeroes detect_zeroes;
+};
+
 struct reopen_entry {
     struct blk_node *bs;
     bool new_ro, old_ro;
+    struct generic new_gen, old_gen;
     struct kv *new_opts;        /* owned; NULL: this node keeps its options */
     struct kv *old_opts;        /* owned after commit, for the way back */
     void *state;                /* the driver's prepare state */
@@ -44,6 +52,38 @@ merged_options(const struct blk_node *bs, const struct kv *changes,
     return o;
 }
 
+/*
+ * The generic options in opts (the node's merged options), validated as
+ * at open; absent ones keep the node's current values.
+ */
+static int
+parse_generic(const struct blk_node *bs, const struct kv *opts,
+              struct generic *gen, struct blk_error *err)
+{
+    const char *name = kv_get_str(opts, "node-name", NULL);
+    const char *discard = kv_get_str(opts, "discard", NULL);
+    const char *dz = kv_get_str(opts, "detect-zeroes", NULL);
+    const struct kv *nf = kv_lookup(opts, "cache.no-flush");
+
+    if (name != NULL && strcmp(name, bs->node_name) != 0) {
+        return blk_error_set(err, -EINVAL, "Cannot change the option "
+                             "'node-name'");
+    }
+    gen->discard_unmap = discard != NULL ? strcmp(discard, "unmap") == 0
+                                         : bs->discard_unmap;
+    gen->no_flush = nf != NULL && nf->type == KV_BOOL ? nf->v.b
+                                                      : bs->no_flush;
+    gen->detect_zeroes = dz == NULL ? bs->detect_zeroes :
+                         strcmp(dz, "unmap") == 0 ? BLK_DZ_UNMAP :
+                         strcmp(dz, "on") == 0 ? BLK_DZ_ON : BLK_DZ_OFF;
+    if (gen->detect_zeroes == BLK_DZ_UNMAP && !gen->discard_unmap) {
+        return blk_error_set(err, -EINVAL, "setting detect-zeroes to unmap "
+                             "is not allowed without setting discard "
+                             "operation to unmap");
+    }
+    return 0;
+}
+
 static size_t
 collect(struct blk_node *bs, bool ro, struct reopen_entry **list, size_t n,
         size_t *cap)
@@ -64,6 +104,10 @@ collect(struct blk_node *bs, bool ro, struct reopen_entry **list, size_t n,
     (*list)[n].bs = bs;
     (*list)[n].new_ro = ro;
     (*list)[n].old_ro = bs->read_only;
+    (*list)[n].old_gen.discard_unmap = bs->discard_unmap;
+    (*list)[n].old_gen.no_flush = bs->no_flush;
+    (*list)[n].old_gen.detect_zeroes = bs->detect_zeroes;
+    (*list)[n].new_gen = (*list)[n].old_gen;
     n++;
     for (c = bs->children; c != NULL; c = c->next) {
         if (!(c->role & BLK_ROLE_COW)) {
@@ -157,6 +201,9 @@ prepare_commit(struct reopen_entry *list, size_t n, struct blk_error *err)
         }
         /* Children commit first, so a parent's commit may write through them. */
         e->bs->read_only = e->new_ro;
+        e->bs->discard_unmap = e->new_gen.discard_unmap;
+        e->bs->no_flush = e->new_gen.no_flush;
+        e->bs->detect_zeroes = e->new_gen.detect_zeroes;
         if (e->bs->drv->reopen_commit != NULL) {
             e->bs->drv->reopen_commit(e->bs, e->state);
         }
@@ -188,14 +235,19 @@ blk_node_reopen(struct blk_node *bs, const struct kv *changes, bool read_only,
     int r;
 
     n = collect(bs, read_only, &list, 0, &cap);
-    for (i = 0; i < n; i++) {
+    r = 0;
+    for (i = 0; i < n && r == 0; i++) {
         if (list[i].new_ro != list[i].old_ro || (i == 0 && changes != NULL)) {
             list[i].new_opts = merged_options(list[i].bs,
                                               i == 0 ? changes : NULL,
                                               list[i].new_ro);
+            r = parse_generic(list[i].bs, list[i].new_opts, &list[i].new_gen,
+                              err);
         }
     }
-    r = prepare_commit(list, n, err);
+    if (r == 0) {
+        r = prepare_commit(list, n, err);
+    }
     if (r == 0) {
         for (i = 0; i < n && r == 0; i++) {
             r = update_child_perms(list[i].bs, err);
@@ -209,6 +261,7 @@ blk_node_reopen(struct blk_node *bs, const struct kv *changes, bool read_only,
                 list[i].old_ro = t;
                 list[i].new_opts = list[i].old_opts;
                 list[i].old_opts = NULL;
+                list[i].new_gen = list[i].old_gen;
             }
             prepare_commit(list, n, NULL);
             for (i = 0; i < n; i++) {

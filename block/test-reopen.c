@@ -69,6 +69,23 @@ test_raw_file(void)
     kv_free(ch);
     CHECK_STR(kv_get_str(blk_node_options(bs), "discard", ""), "unmap");
     CHECK_STR(kv_get_str(blk_node_options(bs), "driver", ""), "raw");
+    /* The generic options take effect, not only the option tree. */
+    CHECK(blk_node_discard_unmap(bs));
+    ch = kv_new_object();
+    kv_set(ch, "discard", kv_new_str("ignore"));
+    kv_set(ch, "detect-zeroes", kv_new_str("unmap"));
+    CHECK_INT(blk_node_reopen(bs, ch, true, &err), -EINVAL);
+    CHECK(strstr(err.msg, "detect-zeroes") != NULL);
+    blk_error_clear(&err);
+    kv_free(ch);
+    CHECK(blk_node_discard_unmap(bs));
+    CHECK_STR(kv_get_str(blk_node_options(bs), "discard", ""), "unmap");
+    ch = kv_new_object();
+    kv_set(ch, "node-name", kv_new_str("renamed"));
+    CHECK_INT(blk_node_reopen(bs, ch, true, &err), -EINVAL);
+    CHECK(strstr(err.msg, "node-name") != NULL);
+    blk_error_clear(&err);
+    kv_free(ch);
     CHECK(blk_node_is_read_only(bs));
     CHECK_INT(blk_node_pwrite(bs, 0, buf, sizeof(buf), 0, &err), -EPERM);
     blk_error_clear(&err);
