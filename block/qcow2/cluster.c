@@ -590,6 +590,117 @@ cow_end_in(const struct qcow2 *q, uint64_t e, uint64_t b, unsigned sc_last)
     }
 }
 
+/*
+ * How many clusters from slice entry i (at most want) are writable in
+ * place at host h0 onwards, for a write ending stop bytes after the
+ * start of the first cluster.
+ */
+static uint64_t
+inplace_run(const struct qcow2 *q, const void *slice, uint64_t i,
+            uint64_t want, uint64_t stop, uint64_t h0)
+{
+    uint64_t n;
+
+    for (n = 1; n < want; n++) {
+        uint64_t en = qcow2_l2_get(q, slice, i + n);
+        uint64_t bn = qcow2_l2_get_bitmap(q, slice, i + n);
+        uint64_t in_n = stop - n * q->cluster_size;
+        unsigned sc1;
+
+        if (in_n > q->cluster_size) {
+            in_n = q->cluster_size;
+        }
+        sc1 = (unsigned)((in_n - 1) >> q->subcluster_bits) + 1;
+        if ((en & QCOW2_L2E_OFFSET_MASK) != h0 + n * q->cluster_size ||
+            write_kind(q, en, bn, 0, sc1) != W_INPLACE) {
+            break;
+        }
+    }
+    return n;
+}
+
+/*
+ * The guest range [*from, *to) a write of [off, end) fills in its new (or
+ * kept) clusters: whole clusters, or with subclusters from the first to
+ * the last allocated one (QEMU's rule); a kept cluster only needs the
+ * touched subclusters.
+ */
+static void
+cow_range(const struct qcow2 *q, const void *slice, uint64_t i, bool keep,
+          uint64_t off, uint64_t end, uint64_t *from, uint64_t *to)
+{
+    uint64_t c0 = qcow2_start_of_cluster(q, off);
+    uint64_t last_c = (end - 1 - c0) >> q->cluster_bits;
+    uint64_t in_first = off - c0;
+    uint64_t in_last = (end - 1) & (q->cluster_size - 1);
+
+    if (keep) {
+        *from = off & ~(q->subcluster_size - 1);
+        *to = (end + q->subcluster_size - 1) & ~(q->subcluster_size - 1);
+        return;
+    }
+    *from = c0 + cow_start_in(q, qcow2_l2_get(q, slice, i),
+                              qcow2_l2_get_bitmap(q, slice, i),
+                              (unsigned)(in_first >> q->subcluster_bits));
+    *to = c0 + last_c * q->cluster_size +
+          cow_end_in(q, qcow2_l2_get(q, slice, i + last_c),
+                     qcow2_l2_get_bitmap(q, slice, i + last_c),
+                     (unsigned)(in_last >> q->subcluster_bits));
+}
+
+/*
+ * Point the n guest clusters from off at new_host..., setting the
+ * subcluster bits of the range [cs_from, cs_to) that now holds data;
+ * with replaced, the clusters were moved and the old ones are freed.
+ */
+static int
+link_l2(struct qcow2 *q, uint64_t off, uint64_t n, uint64_t new_host,
+        uint64_t c0, uint64_t cs_from, uint64_t cs_to, bool replaced,
+        struct blk_error *err)
+{
+    uint64_t i;
+    void *slice;
+    int r;
+
+    r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+    if (r < 0) {
+        return r;
+    }
+    qcow2_cache_set_dependency(q->l2_cache, q->refcount_cache);
+    qcow2_cache_mark_dirty(q->l2_cache, slice);
+    for (uint64_t c = 0; c < n; c++) {
+        uint64_t old = qcow2_l2_get(q, slice, i + c);
+        uint64_t ob = qcow2_l2_get_bitmap(q, slice, i + c);
+        uint64_t base = c0 + c * q->cluster_size;
+        bool had_host = (old & QCOW2_OFLAG_COMPRESSED) ||
+                        (old & QCOW2_L2E_OFFSET_MASK) != 0;
+
+        qcow2_l2_set(q, slice, i + c,
+                     (new_host + c * q->cluster_size) | QCOW2_OFLAG_COPIED);
+        if (q->extended_l2 && !q->in_prealloc) {
+            uint64_t from = cs_from > base ? cs_from - base : 0;
+            uint64_t to = cs_to - base < q->cluster_size ? cs_to - base
+                                                         : q->cluster_size;
+            unsigned s0 = (unsigned)(from >> q->subcluster_bits);
+            unsigned s1 = (unsigned)((to - 1) >> q->subcluster_bits) + 1;
+
+            if (replaced && had_host) {
+                /* The old cluster's data was copied: the range is ours. */
+                ob = (old & QCOW2_OFLAG_COMPRESSED) ? 0
+                                                    : ob & ~QCOW2_BITMAP_ALL_ALLOC;
+            }
+            ob |= QCOW2_SUB_ALLOC_RANGE(s0, s1);
+            ob &= ~QCOW2_SUB_ZERO_RANGE(s0, s1);
+            qcow2_l2_set_bitmap(q, slice, i + c, ob);
+        }
+        if (replaced && had_host && !has_data_file(q)) {
+            qcow2_free_any_cluster(q, old, 1, QCOW2_DISCARD_NEVER);
+        }
+    }
+    qcow2_cache_put(q->l2_cache, &slice);
+    return 0;
+}
+
 int
 qcow2_alloc_for_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
                       uint64_t *host, struct blk_error *err)
@@ -603,7 +714,7 @@ qcow2_prepare_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
 {
     uint64_t in_cluster = qcow2_offset_into_cluster(q, off);
     uint64_t c0 = off - in_cluster;
-    uint64_t i, n, e, b, want, end, new_host = 0, last_c;
+    uint64_t i, n, e, b, want, end, new_host = 0;
     uint64_t cs_from, cs_to;
     enum wkind k;
     void *slice;
@@ -637,21 +748,7 @@ qcow2_prepare_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
     if (k == W_INPLACE) {
         uint64_t h0 = e & QCOW2_L2E_OFFSET_MASK;
 
-        for (n = 1; n < want; n++) {
-            uint64_t en = qcow2_l2_get(q, slice, i + n);
-            uint64_t bn = qcow2_l2_get_bitmap(q, slice, i + n);
-            uint64_t stop = in_cluster + *bytes - n * q->cluster_size;
-            unsigned sc1;
-
-            if (stop > q->cluster_size) {
-                stop = q->cluster_size;
-            }
-            sc1 = (unsigned)((stop - 1) >> q->subcluster_bits) + 1;
-            if ((en & QCOW2_L2E_OFFSET_MASK) != h0 + n * q->cluster_size ||
-                write_kind(q, en, bn, 0, sc1) != W_INPLACE) {
-                break;
-            }
-        }
+        n = inplace_run(q, slice, i, want, in_cluster + *bytes, h0);
         qcow2_cache_put(q->l2_cache, &slice);
         if (in_cluster + *bytes > n * q->cluster_size) {
             *bytes = n * q->cluster_size - in_cluster;
@@ -680,23 +777,8 @@ qcow2_prepare_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
     if (end > c0 + n * q->cluster_size) {
         end = c0 + n * q->cluster_size;
     }
-    last_c = (end - 1 - c0) >> q->cluster_bits;
-    cs_from = c0 + cow_start_in(q, e, b, (unsigned)(in_cluster >>
-                                                   q->subcluster_bits));
-    {
-        uint64_t el = qcow2_l2_get(q, slice, i + last_c);
-        uint64_t bl = qcow2_l2_get_bitmap(q, slice, i + last_c);
-        uint64_t in_last = (end - 1) & (q->cluster_size - 1);
-
-        cs_to = c0 + last_c * q->cluster_size +
-                cow_end_in(q, el, bl, (unsigned)(in_last >> q->subcluster_bits));
-    }
+    cow_range(q, slice, i, k == W_KEEP, off, end, &cs_from, &cs_to);
     qcow2_cache_put(q->l2_cache, &slice);
-    if (k == W_KEEP) {
-        /* The cluster stays: only the touched subclusters need filling. */
-        cs_from = off & ~(q->subcluster_size - 1);
-        cs_to = (end + q->subcluster_size - 1) & ~(q->subcluster_size - 1);
-    }
 
     if (k == W_NEW) {
         if (has_data_file(q)) {
@@ -724,48 +806,10 @@ qcow2_prepare_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
     }
 
     /* Link the L2 entries (after the refcounts reach the disk). */
-    r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+    r = link_l2(q, off, n, new_host, c0, cs_from, cs_to, k == W_NEW, err);
     if (r < 0) {
         goto out_free;
     }
-    qcow2_cache_set_dependency(q->l2_cache, q->refcount_cache);
-    qcow2_cache_mark_dirty(q->l2_cache, slice);
-    for (uint64_t c = 0; c < n; c++) {
-        uint64_t old = qcow2_l2_get(q, slice, i + c);
-        uint64_t ob = qcow2_l2_get_bitmap(q, slice, i + c);
-
-        qcow2_l2_set(q, slice, i + c,
-                     (new_host + c * q->cluster_size) | QCOW2_OFLAG_COPIED);
-        if (q->extended_l2 && !q->in_prealloc) {
-            uint64_t from = cs_from > c0 + c * q->cluster_size ?
-                            cs_from - (c0 + c * q->cluster_size) : 0;
-            uint64_t to = cs_to - (c0 + c * q->cluster_size);
-            unsigned s0, s1;
-
-            if (to > q->cluster_size) {
-                to = q->cluster_size;
-            }
-            s0 = (unsigned)(from >> q->subcluster_bits);
-            s1 = (unsigned)((to - 1) >> q->subcluster_bits) + 1;
-            if (k == W_NEW && ((old & QCOW2_OFLAG_COMPRESSED) ||
-                               (old & QCOW2_L2E_OFFSET_MASK) != 0)) {
-                /* The whole old cluster was copied: every subcluster is ours. */
-                ob = ob & ~QCOW2_BITMAP_ALL_ALLOC;
-                if (old & QCOW2_OFLAG_COMPRESSED) {
-                    ob = 0;
-                }
-            }
-            ob |= QCOW2_SUB_ALLOC_RANGE(s0, s1);
-            ob &= ~QCOW2_SUB_ZERO_RANGE(s0, s1);
-            qcow2_l2_set_bitmap(q, slice, i + c, ob);
-        }
-        if (k == W_NEW && !has_data_file(q) &&
-            ((old & QCOW2_OFLAG_COMPRESSED) ||
-             (old & QCOW2_L2E_OFFSET_MASK) != 0)) {
-            qcow2_free_any_cluster(q, old, 1, QCOW2_DISCARD_NEVER);
-        }
-    }
-    qcow2_cache_put(q->l2_cache, &slice);
     *host = new_host + in_cluster;
     *bytes = end - off;
     return 0;
