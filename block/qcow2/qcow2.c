@@ -24,7 +24,8 @@ qcow2_flush_locked(struct qcow2 *q, struct blk_error *err)
 {
     int r;
 
-    if (q->read_only) {
+    /* After corruption was found nothing more is written (QEMU stops too). */
+    if (q->read_only || q->corrupt) {
         return 0;
     }
     r = qcow2_cache_write(q, q->l2_cache, err);
