@@ -682,7 +682,8 @@ qcow2_mark_clean(struct qcow2 *q, struct blk_error *err)
 {
     int r;
 
-    if (q->read_only || !(q->h.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+    if (q->read_only || q->corrupt ||
+        !(q->h.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
         return 0;
     }
     r = qcow2_flush_locked(q, err);
