@@ -30,10 +30,9 @@ struct bench {
     int depth;
     int in_flight;
     int flush_interval, since_flush;
-    bool flushing;              /* a flush is in flight (or waits for a drain) */
+    bool draining;              /* a flush waits for the requests in flight */
     int ret;                    /* first error */
     struct slot *slots;         /* depth of them */
-    struct blk_req flush_req;
 };
 
 /* One request slot with its buffer; busy while its request is in flight. */
@@ -46,28 +45,41 @@ struct slot {
 static void bench_submit(struct bench *b, struct slot *sl);
 static void bench_fill(struct bench *b);
 
+/* Record the first error; true if the run is failing (submit nothing more). */
+static bool
+req_failed(struct bench *b, int ret)
+{
+    if (ret < 0 && b->ret == 0) {
+        b->ret = ret;
+    }
+    return b->ret < 0;
+}
+
+/* A flush request lives on the heap: with --no-drain several may be in flight. */
 static void
 flush_cb(struct blk_req *req)
 {
     struct bench *b = req->opaque;
+    int ret = req->ret;
 
+    free(req);
     b->in_flight--;
-    b->flushing = false;
-    if (req->ret < 0 && b->ret == 0) {
-        b->ret = req->ret;
+    if (req_failed(b, ret)) {
+        return;
     }
-    bench_fill(b);
+    bench_fill(b);              /* after a drained flush: every slot is idle */
 }
 
 static void
 start_flush(struct bench *b)
 {
-    memset(&b->flush_req, 0, sizeof(b->flush_req));
-    b->flush_req.op = BLK_OP_FLUSH;
-    b->flush_req.cb = flush_cb;
-    b->flush_req.opaque = b;
+    struct blk_req *req = xzalloc(sizeof(*req));
+
+    req->op = BLK_OP_FLUSH;
+    req->cb = flush_cb;
+    req->opaque = b;
     b->in_flight++;
-    blk_req_submit(b->bs, &b->flush_req);
+    blk_req_submit(b->bs, req);
 }
 
 static void
@@ -78,24 +90,24 @@ req_cb(struct blk_req *req)
 
     sl->busy = false;
     b->in_flight--;
-    if (req->ret < 0 && b->ret == 0) {
-        b->ret = req->ret;
-    }
-    if (b->ret < 0) {
+    if (req_failed(b, req->ret)) {
         return;
     }
     if (b->flush_interval > 0 && ++b->since_flush >= b->flush_interval) {
         b->since_flush = 0;
-        b->flushing = true;
-        if (!b->drain) {
+        if (b->drain) {
+            b->draining = true;
+        } else {
             start_flush(b);
         }
     }
-    if (b->flushing && b->drain) {
+    if (b->draining) {
+        /* hold new requests until all are done, then flush, then resume */
         if (b->in_flight == 0) {
+            b->draining = false;
             start_flush(b);
         }
-        return;                 /* held until the flush ends */
+        return;
     }
     if (b->count > 0) {
         bench_submit(b, sl);
