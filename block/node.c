@@ -338,6 +338,11 @@ blk_node_update_perm(struct blk_node *bs, struct blk_error *err)
         perm |= c->perm;
         shared &= c->shared;
     }
+    if ((perm & (BLK_PERM_WRITE | BLK_PERM_WRITE_UNCHANGED)) &&
+        bs->read_only) {
+        return blk_error_set(err, -EPERM, "Block node '%s' is read-only",
+                             bs->node_name);
+    }
     if (bs->drv->set_perm != NULL &&
         (perm != bs->perm || shared != bs->shared || bs->parents != NULL)) {
         r = bs->drv->set_perm(bs, perm, shared, err);

@@ -281,6 +281,10 @@ test_split_iovecs(void)
     CHECK(blk_node_pwritev(bs, off, len, iov, n, 0, &err) == 0);
     memset(model + off, 0x42, len);
     CHECK(matches(bs, model, size));
+    /* Zeroes over many max_transfer chunks, unaligned at both ends. */
+    CHECK(blk_node_zero(bs, 100, 50000, 0, &err) == 0);
+    memset(model + 100, 0, 50000);
+    CHECK(matches(bs, model, size));
     free(mem);
     free(model);
     blk_node_unref(bs);
@@ -417,6 +421,43 @@ test_graph_cycle(void)
     blk_graph_free(g);
 }
 
+/* Nobody may take write permission on a read-only node. */
+static void
+test_write_perm_on_read_only(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct kv *o = kv_new_object();
+    struct blk_node *ro, *raw;
+    struct blk_backend *be;
+
+    kv_set(o, "node-name", kv_new_str("ro"));
+    kv_set(o, "size", kv_new_int(4096));
+    ro = blk_node_open_driver(g, &gm_driver, o, 0, &err);
+    kv_free(o);
+    CHECK(ro != NULL && blk_node_is_read_only(ro));
+    o = kv_new_object();
+    kv_set(o, "driver", kv_new_str("raw"));
+    kv_set(o, "file", kv_new_str("ro"));
+    raw = blk_node_open(g, o, BLK_OPEN_RDWR, &err);
+    kv_free(o);
+    CHECK(raw == NULL);
+    CHECK(strstr(err.msg, "read-only") != NULL);
+    blk_error_clear(&err);
+    blk_node_unref(raw);
+    be = blk_backend_new(g, "w", ro, BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE,
+                         BLK_PERM_ALL, &err);
+    CHECK(be == NULL);
+    CHECK(strstr(err.msg, "read-only") != NULL);
+    blk_error_clear(&err);
+    be = blk_backend_new(g, "r", ro, BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL,
+                         &err);
+    CHECK(be != NULL);
+    blk_backend_free(be);
+    blk_node_unref(ro);
+    blk_graph_free(g);
+}
+
 int
 main(void)
 {
@@ -426,6 +467,7 @@ main(void)
     test_length_cache();
     test_bitmap_truncate();
     test_graph_cycle();
+    test_write_perm_on_read_only();
     uv_loop_close(blk_loop());
     return unit_done();
 }
