@@ -135,6 +135,37 @@ test_unsupported(void)
     blk_graph_free(g);
 }
 
+/* A node a writer still uses does not become read-only; nothing changes. */
+static void
+test_read_only_under_writer(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs = open_raw(g, BLK_OPEN_RDWR, &err);
+    struct blk_backend *be;
+    unsigned char buf[512];
+
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        blk_graph_free(g);
+        return;
+    }
+    be = blk_backend_new(g, "w", bs, BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE,
+                         BLK_PERM_ALL, &err);
+    CHECK(be != NULL);
+    CHECK_INT(blk_node_reopen(bs, NULL, true, &err), -EPERM);
+    CHECK(strstr(err.msg, "read-only") != NULL);
+    blk_error_clear(&err);
+    CHECK(!blk_node_is_read_only(bs) && !blk_node_is_read_only(blk_node_file(bs)));
+    memset(buf, 0x22, sizeof(buf));
+    CHECK_INT(blk_node_pwrite(bs, 0, buf, sizeof(buf), 0, &err), 0);
+    blk_backend_free(be);
+    CHECK_INT(blk_node_reopen(bs, NULL, true, &err), 0);
+    CHECK(blk_node_is_read_only(bs));
+    blk_node_unref(bs);
+    blk_graph_free(g);
+}
+
 int
 main(void)
 {
@@ -144,6 +175,7 @@ main(void)
     close(fd);
     test_raw_file();
     test_unsupported();
+    test_read_only_under_writer();
     unlink(path);
     return unit_done();
 }
