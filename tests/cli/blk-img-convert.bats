@@ -218,3 +218,15 @@ alloc_kib() {
     "$BLK_IMG" convert -C -f qcow2 -O raw out.qcow2 back.raw
     cmp src.raw back.raw
 }
+
+@test "convert: without -p, SIGUSR1 prints the progress to stderr" {
+    truncate -s 64M big.raw
+    head -c 8M /dev/urandom | dd of=big.raw conv=notrunc status=none
+    "$BLK_IMG" convert -r 4M -f raw -O raw big.raw out.raw 2> err.txt &
+    local pid=$!
+    sleep 0.5
+    kill -USR1 "$pid"
+    wait "$pid"
+    run cat err.txt
+    assert_output --regexp '^    \([0-9]+\.[0-9]{2}/100%\)$'
+}
