@@ -88,7 +88,8 @@ blk_bitmap_create(struct blk_node *bs, const char *name, uint64_t granularity,
     lock(bs);
     for (pp = &bs->bitmaps; *pp != NULL; pp = &(*pp)->next) {
     }
-    *pp = bm;
+    /* Published atomically: blk_bitmaps_mark peeks at the head unlocked. */
+    __atomic_store_n(pp, bm, __ATOMIC_RELEASE);
     unlock(bs);
     return bm;
 }
@@ -102,7 +103,7 @@ blk_bitmap_release(struct blk_bitmap *bm)
     lock(bs);
     for (pp = &bs->bitmaps; *pp != bm; pp = &(*pp)->next) {
     }
-    *pp = bm->next;
+    __atomic_store_n(pp, bm->next, __ATOMIC_RELEASE);
     unlock(bs);
     hbitmap_release(&bm->hb);
     free(bm->name);

@@ -223,7 +223,7 @@ test_bitmap_while_writing(void)
     for (i = 0; i < N; i++) {
         reqs[i] = xzalloc(sizeof(*reqs[i]));
         reqs[i]->req.op = BLK_OP_WRITE;
-        reqs[i]->req.offset = (uint64_t)(i % 64) * 4096;
+        reqs[i]->req.offset = (uint64_t)(i % 64) * 4096 + 512;  /* the pool */
         reqs[i]->req.length = 4096;
         reqs[i]->iov.iov_base = reqs[i]->buf;
         reqs[i]->iov.iov_len = 4096;
