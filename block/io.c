@@ -517,7 +517,7 @@ check_request(struct blk_node *bs, enum blk_op op, uint64_t off,
         return blk_error_set(err, -EPERM, "Block node '%s' is read-only",
                              bs->node_name);
     }
-    if (off + *len < off || off > INT64_MAX || *len > INT64_MAX) {
+    if (off > INT64_MAX || *len > INT64_MAX - off) {
         return blk_error_set(err, -EIO, "request at offset %" PRIu64
                              " is out of range", off);
     }

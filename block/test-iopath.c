@@ -57,7 +57,6 @@ gm_check(struct blk_node *bs, uint64_t off, uint64_t len, struct iovec *iov,
     assert(off % l->request_alignment == 0);
     assert(len % l->request_alignment == 0);
     assert(l->max_transfer == 0 || len <= l->max_transfer);
-    assert(off + len <= CAP);
     for (i = 0; i < iovcnt; i++) {
         assert(l->min_mem_alignment <= 1 ||
                (((uintptr_t)iov[i].iov_base | iov[i].iov_len) &
@@ -75,6 +74,9 @@ gm_preadv(struct blk_node *bs, uint64_t off, uint64_t len, struct iovec *iov,
     int i;
 
     gm_check(bs, off, len, iov, iovcnt);
+    if (off > CAP || len > CAP - off) {
+        return blk_error_set(err, -EINVAL, "beyond the memory");
+    }
     for (i = 0; i < iovcnt; i++) {
         memcpy(iov[i].iov_base, m->data + off, iov[i].iov_len);
         off += iov[i].iov_len;
@@ -91,6 +93,9 @@ gm_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
     int i;
 
     gm_check(bs, off, len, iov, iovcnt);
+    if (off > CAP || len > CAP - off) {
+        return blk_error_set(err, -EINVAL, "beyond the memory");
+    }
     if (off + len > m->length) {
         m->length = off + len;
     }
@@ -458,6 +463,35 @@ test_write_perm_on_read_only(void)
     blk_graph_free(g);
 }
 
+/* Offsets and lengths near 2^64 fail cleanly, on roots and on children. */
+static void
+test_overflow(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_node *bs = open_gm(g, 65536, 512, 0, 0);
+    struct blk_error err = BLK_ERROR_INIT;
+    unsigned char buf[64];
+    struct iovec v = { buf, sizeof(buf) };
+
+    CHECK_INT(blk_node_pread(bs, UINT64_MAX - 10, buf, 20, &err), -EIO);
+    blk_error_clear(&err);
+    CHECK_INT(blk_node_pread(bs, INT64_MAX, buf, 1, &err), -EIO);
+    blk_error_clear(&err);
+    CHECK_INT(blk_node_zero(bs, 512, UINT64_MAX - 100, 0, &err), -EIO);
+    blk_error_clear(&err);
+    CHECK_INT(blk_node_discard(bs, UINT64_MAX - 511, 512, &err), -EIO);
+    blk_error_clear(&err);
+    /* Not a root: no size check, but the end must stay within int64. */
+    CHECK_INT(blk_create_pread(bs, INT64_MAX - 5, buf, sizeof(buf), &err),
+              -EIO);
+    blk_error_clear(&err);
+    CHECK_INT(blk_create_pwrite(bs, UINT64_MAX - 10, buf, 20, &err), -EIO);
+    blk_error_clear(&err);
+    CHECK_INT(blk_node_preadv(bs, 0, sizeof(buf), &v, 1, 0, &err), 0);
+    blk_node_unref(bs);
+    blk_graph_free(g);
+}
+
 int
 main(void)
 {
@@ -468,6 +502,7 @@ main(void)
     test_bitmap_truncate();
     test_graph_cycle();
     test_write_perm_on_read_only();
+    test_overflow();
     uv_loop_close(blk_loop());
     return unit_done();
 }
