@@ -223,9 +223,13 @@ alloc_kib() {
     truncate -s 64M big.raw
     head -c 8M /dev/urandom | dd of=big.raw conv=notrunc status=none
     "$BLK_IMG" convert -r 4M -f raw -O raw big.raw out.raw 2> err.txt &
-    local pid=$!
-    sleep 0.5
-    kill -USR1 "$pid"
+    local pid=$! i
+    # the handler is set before the target is created: wait for the target
+    for ((i = 0; i < 100; i++)); do
+        [ -e out.raw ] && break
+        sleep 0.1
+    done
+    kill -USR1 "$pid" || { echo "i=$i" >&3; cat err.txt >&3; false; }
     wait "$pid"
     run cat err.txt
     assert_output --regexp '^    \([0-9]+\.[0-9]{2}/100%\)$'
