@@ -140,7 +140,26 @@ update_child_perms(struct blk_node *bs, struct blk_error *err)
 static bool
 entry_changes(const struct reopen_entry *e)
 {
-    return e->new_ro != e->old_ro || e->new_opts != NULL;
+    return e->new_ro != e->old_ro || e->new_opts != NULL ||
+           e->new_gen.discard_unmap != e->old_gen.discard_unmap ||
+           e->new_gen.no_flush != e->old_gen.no_flush;
+}
+
+/*
+ * A child follows the discard and cache.no-flush changes of the node
+ * reopened, as at open, unless its own options set them.
+ */
+static void
+inherit_generic(struct reopen_entry *child, const struct reopen_entry *top)
+{
+    if (top->new_gen.discard_unmap != top->old_gen.discard_unmap &&
+        kv_get(child->bs->opts, "discard") == NULL) {
+        child->new_gen.discard_unmap = top->new_gen.discard_unmap;
+    }
+    if (top->new_gen.no_flush != top->old_gen.no_flush &&
+        kv_lookup(child->bs->opts, "cache.no-flush") == NULL) {
+        child->new_gen.no_flush = top->new_gen.no_flush;
+    }
 }
 
 /*
@@ -244,6 +263,9 @@ blk_node_reopen(struct blk_node *bs, const struct kv *changes, bool read_only,
             r = parse_generic(list[i].bs, list[i].new_opts, &list[i].new_gen,
                               err);
         }
+    }
+    for (i = 1; i < n && r == 0; i++) {
+        inherit_generic(&list[i], &list[0]);
     }
     if (r == 0) {
         r = prepare_commit(list, n, err);

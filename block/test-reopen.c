@@ -71,6 +71,7 @@ test_raw_file(void)
     CHECK_STR(kv_get_str(blk_node_options(bs), "driver", ""), "raw");
     /* The generic options take effect, not only the option tree. */
     CHECK(blk_node_discard_unmap(bs));
+    CHECK(blk_node_discard_unmap(blk_node_file(bs)));    /* inherited */
     ch = kv_new_object();
     kv_set(ch, "discard", kv_new_str("ignore"));
     kv_set(ch, "detect-zeroes", kv_new_str("unmap"));
