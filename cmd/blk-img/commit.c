@@ -25,7 +25,7 @@
 #include "util/size.h"
 #include "util/xalloc.h"
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
+enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_PROGRESS };
 
 #define MAX_LAYERS 256
 
@@ -37,6 +37,7 @@ struct layer {
 struct commit {
     const char *filename, *fmt, *base, *cache;
     bool drop, progress, quiet, image_opts;
+    enum blk_progress_mode progress_mode;   /* with -p or --progress */
     uint64_t rate;
     struct layer layers[MAX_LAYERS];
     int nlayers, base_index;
@@ -52,6 +53,7 @@ parse_args(int argc, char **argv, struct commit *c)
         { "help", no_argument, NULL, 'h' },
         { "object", required_argument, NULL, OPT_OBJECT },
         { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+        { "progress", required_argument, NULL, OPT_PROGRESS },
         { NULL, 0, NULL, 0 },
     };
     int ch;
@@ -100,6 +102,13 @@ parse_args(int argc, char **argv, struct commit *c)
             return -1;
         case OPT_IMAGE_OPTS:
             c->image_opts = true;
+            break;
+        case OPT_PROGRESS:
+            if (blk_progress_parse_mode(optarg, &c->progress_mode) < 0) {
+                blk_img_error("--progress must be json, plain or bar");
+                return -1;
+            }
+            c->progress = true;
             break;
         }
     }
@@ -331,7 +340,8 @@ make_empty(struct commit *c)
 int
 cmd_commit(int argc, char **argv)
 {
-    struct commit c = { .cache = "writeback" };
+    struct commit c = { .cache = "writeback",
+                        .progress_mode = BLK_PROGRESS_ON };
     struct blk_graph *g = NULL;
     struct blk_error err = BLK_ERROR_INIT;
     struct blk_progress *prog = NULL;
@@ -353,7 +363,7 @@ cmd_commit(int argc, char **argv)
     if (discover(&c) < 0) {
         goto out;
     }
-    prog = blk_progress_new(c.progress ? BLK_PROGRESS_ON : BLK_PROGRESS_OFF,
+    prog = blk_progress_new(c.progress ? c.progress_mode : BLK_PROGRESS_OFF,
                             1.0f, stdout);
     blk_progress_print(prog, 0, 100);
     g = blk_graph_new();

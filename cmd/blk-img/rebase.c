@@ -21,7 +21,7 @@
 #include "cmd/blk-img/img-common.h"
 #include "util/xalloc.h"
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
+enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_PROGRESS };
 
 #define EXT_BACKING_FORMAT 0xe2792acaU
 #define MAX_CLUSTER (2u << 20)
@@ -29,6 +29,7 @@ enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
 struct rebase {
     const char *filename, *fmt, *base, *base_fmt, *cache, *src_cache;
     bool unsafe, progress, quiet, force_share, image_opts;
+    enum blk_progress_mode progress_mode;   /* with -p or --progress */
 };
 
 static uint32_t
@@ -243,6 +244,7 @@ parse_args(int argc, char **argv, struct rebase *rb)
         { "help", no_argument, NULL, 'h' },
         { "object", required_argument, NULL, OPT_OBJECT },
         { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+        { "progress", required_argument, NULL, OPT_PROGRESS },
         { "force-share", no_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
@@ -292,6 +294,13 @@ parse_args(int argc, char **argv, struct rebase *rb)
             return -1;
         case OPT_IMAGE_OPTS:
             rb->image_opts = true;
+            break;
+        case OPT_PROGRESS:
+            if (blk_progress_parse_mode(optarg, &rb->progress_mode) < 0) {
+                blk_img_error("--progress must be json, plain or bar");
+                return -1;
+            }
+            rb->progress = true;
             break;
         }
     }
@@ -373,7 +382,8 @@ copy_differences(struct rebase *rb, struct blk_graph *g, struct blk_node *bs,
 int
 cmd_rebase(int argc, char **argv)
 {
-    struct rebase rb = { .cache = "writeback", .src_cache = "writeback" };
+    struct rebase rb = { .cache = "writeback", .src_cache = "writeback",
+                         .progress_mode = BLK_PROGRESS_ON };
     struct blk_graph *g;
     struct blk_node *bs = NULL;
     struct blk_error err = BLK_ERROR_INIT;
@@ -393,7 +403,7 @@ cmd_rebase(int argc, char **argv)
         blk_img_error("Invalid source cache option: %s", rb.src_cache);
         return 1;
     }
-    prog = blk_progress_new(rb.progress ? BLK_PROGRESS_ON : BLK_PROGRESS_OFF,
+    prog = blk_progress_new(rb.progress ? rb.progress_mode : BLK_PROGRESS_OFF,
                             2.0f, stdout);
     blk_progress_print(prog, 0, 100);
     blk_loop_init(CV_MAX_IN_FLIGHT + 2);
