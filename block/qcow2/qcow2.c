@@ -105,7 +105,9 @@ qcow2_block_status(struct blk_node *bs, uint64_t off, uint64_t len,
     }
     memset(st, 0, sizeof(*st));
     st->pnum = n;
-    if (t == QCOW2_SC_NORMAL || t == QCOW2_SC_ZERO_ALLOC) {
+    /* QEMU 7.2 also maps unallocated subclusters of allocated clusters. */
+    if (t == QCOW2_SC_NORMAL || t == QCOW2_SC_ZERO_ALLOC ||
+        t == QCOW2_SC_UNALLOCATED_ALLOC) {
         st->map = host;
         st->file = blk_child_node(q->data_file);
         st->flags |= BLK_STATUS_OFFSET_VALID;
