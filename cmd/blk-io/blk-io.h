@@ -60,6 +60,7 @@ struct io_state {
 
     unsigned aio_in_flight;     /* aio_read/aio_write not yet called back */
     void (*aio_drained)(struct io_state *st);  /* run once aio_in_flight is 0 */
+    void *aio_drained_opaque;   /* aio_drained's */
 
     /* The command in progress (at most one; aio requests are not commands). */
     bool busy;

@@ -50,38 +50,48 @@ usage(FILE *f)
 static void
 set_done(struct io_state *st, int ret)
 {
+    bool *done = st->cmd_done_opaque;
+
     (void)ret;
-    st->busy = false;
+    *done = true;
 }
 
-/* Run one command line to its end (outside any loop callback). */
+/* Run one command line to its end: the loop runs until its callback. */
 static void
 run_to_end(struct io_state *st, const char *line)
 {
-    int ret;
+    bool done = false;
 
     st->cmd_done = set_done;
-    ret = io_run_line(st, line);
-    while (ret == IO_PENDING && st->busy) {
-        uv_run(blk_loop(), UV_RUN_ONCE);
+    st->cmd_done_opaque = &done;
+    if (io_run_line(st, line) == IO_PENDING) {
+        blk_loop_run_until(&done);
     }
     st->cmd_done = NULL;
+    st->cmd_done_opaque = NULL;
 }
 
 static void
 aio_drained(struct io_state *st)
 {
-    (void)st;
+    bool *done = st->aio_drained_opaque;
+
+    *done = true;
 }
 
 void
 io_wait_aio(struct io_state *st)
 {
-    st->aio_drained = aio_drained;
-    while (st->aio_in_flight > 0) {
-        uv_run(blk_loop(), UV_RUN_ONCE);
+    bool done = false;
+
+    if (st->aio_in_flight == 0) {
+        return;
     }
+    st->aio_drained_opaque = &done;
+    st->aio_drained = aio_drained;
+    blk_loop_run_until(&done);
     st->aio_drained = NULL;
+    st->aio_drained_opaque = NULL;
 }
 
 enum {
