@@ -69,8 +69,8 @@ struct blk_node *blk_node_open_driver(struct blk_graph *g,
 /*
  * Open an image the way qemu-img does: `name` is a filename (format fmt, or
  * probed when fmt is NULL), a `json:{...}` pseudo-filename, or — when
- * image_opts — a keyval/JSON option string (--image-opts).  Extra options
- * (may be NULL) are merged in.  Caller owns the reference.
+ * image_opts — a keyval/JSON option string (--image-opts).  Caller owns
+ * the reference.
  */
 struct blk_node *blk_open_image(struct blk_graph *g, const char *name,
                                 const char *fmt, bool image_opts,

@@ -118,6 +118,7 @@ struct blk_driver {
     bool is_filter;             /* passes I/O to its one filtered child */
     bool is_format;             /* opened over a protocol node via "file" */
     bool has_backing;           /* may have a "backing" child */
+    bool compressed_writes;     /* takes BLK_REQ_COMPRESSED (else -ENOTSUP) */
     const char *create_type;    /* schema branch for create, or NULL */
 
     /* Probe: score 0..100 that buf (the first bytes) is this format. */

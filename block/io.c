@@ -570,6 +570,11 @@ blk_io_run(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
     if (len == 0 && op != BLK_OP_BLOCK_STATUS) {
         return 0;
     }
+    if (op == BLK_OP_WRITE && (flags & BLK_REQ_COMPRESSED) &&
+        !bs->drv->compressed_writes) {
+        return blk_error_set(err, -ENOTSUP, "Compressed writes are not "
+                             "supported by the '%s' driver", bs->drv->name);
+    }
     if (op == BLK_OP_WRITE && bs->detect_zeroes != BLK_DZ_OFF &&
         !(flags & BLK_REQ_COMPRESSED) && iov_all_zero(iov, iovcnt)) {
         op = BLK_OP_ZERO;

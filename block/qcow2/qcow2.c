@@ -751,6 +751,7 @@ qcow2_probe(const uint8_t *buf, size_t len, const char *filename)
 
 const struct blk_driver blk_driver_qcow2 = {
     .name = "qcow2",
+    .compressed_writes = true,
     .threads = BLK_THREADS_PARALLEL,
     .state_size = sizeof(struct qcow2),
     .is_format = true,
