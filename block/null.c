@@ -86,6 +86,32 @@ null_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
     return 0;
 }
 
+/*
+ * null-co's fast path: without latency a request never blocks, so it
+ * completes on the loop (as QEMU's null-co completes in its coroutine).
+ * null-aio keeps the pool hop, like QEMU's, which completes in a BH.
+ */
+static int
+null_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                struct iovec *iov, int iovcnt, unsigned flags,
+                struct blk_error *err)
+{
+    struct null_state *s = blk_node_state(bs);
+
+    return s->latency_ns ? -EAGAIN
+                         : null_preadv(bs, off, len, iov, iovcnt, flags, err);
+}
+
+static int
+null_try_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                 struct iovec *iov, int iovcnt, unsigned flags,
+                 struct blk_error *err)
+{
+    struct null_state *s = blk_node_state(bs);
+
+    return s->latency_ns ? -EAGAIN : 0;
+}
+
 static int
 null_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
           struct blk_error *err)
@@ -163,6 +189,8 @@ const struct blk_driver blk_driver_null_co = {
     .open = null_open,
     .preadv = null_preadv,
     .pwritev = null_pwritev,
+    .try_preadv = null_try_preadv,
+    .try_pwritev = null_try_pwritev,
     .zero = null_zero,
     .discard = null_discard,
     .flush = null_flush,
