@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block/bitmap-qmp.h"
 #include "cmd/blk-img/blk-img.h"
 #include "cmd/blk-img/convert-int.h"
 #include "cmd/blk-img/img-common.h"
@@ -44,6 +45,7 @@ struct convert_opts {
     char *options;              /* -o, joined with ',' (owned) */
     bool compressed, copy_range, progress, quiet, skip_create, image_opts;
     bool tgt_image_opts, force_share, salvage, target_is_zero, bitmaps;
+    bool skip_broken;
     bool explicit_sparse, in_order;
     enum blk_progress_mode progress_mode;
     uint64_t min_sparse;
@@ -354,7 +356,7 @@ parse_args(int argc, char **argv, struct convert_opts *o)
             o->bitmaps = true;
             break;
         case OPT_SKIP_BROKEN:
-            o->bitmaps = true;
+            o->skip_broken = true;
             break;
         case OPT_PROGRESS:
             if (blk_progress_parse_mode(optarg, &o->progress_mode) < 0) {
@@ -386,14 +388,88 @@ check_combinations(const struct convert_opts *o, int nsrc)
         blk_img_error("--target-is-zero requires use of -n flag");
     } else if (nsrc < 1) {
         blk_img_error("Must specify image file name");
-    } else if (o->bitmaps) {
-        /* Bitmaps are a later issue; refuse rather than drop them. */
-        blk_img_error("--bitmaps is not supported yet: blk-img cannot copy "
-                      "persistent bitmaps");
+    } else if (o->skip_broken && !o->bitmaps) {
+        blk_img_error("Use of --skip-broken-bitmaps requires --bitmaps");
+    } else if (o->bitmaps && nsrc > 1) {
+        blk_img_error("Copying bitmaps only possible with single source");
     } else {
         return 0;
     }
     return -1;
+}
+
+/* Persistent bitmaps live in qcow2 images only. */
+static bool
+stores_bitmaps(struct blk_node *bs)
+{
+    return strcmp(blk_node_driver(bs)->name, "qcow2") == 0;
+}
+
+/*
+ * --bitmaps: copy every persistent bitmap of src to the target, with its
+ * granularity, recording state and dirty bits, after the data.  QEMU
+ * walks the bitmaps newest first, so its messages name them in that
+ * order; the checks run first, in that order, then the copies in
+ * creation order, so the target lists them as the source does.
+ */
+static int
+copy_bitmaps(struct blk_node *src, struct blk_node *dst, bool skip_broken)
+{
+    struct blk_bitmap **list = NULL, *bm;
+    struct blk_error err = BLK_ERROR_INIT;
+    size_t n = 0, i;
+    int r = 0;
+
+    for (bm = blk_bitmap_next(src, NULL); bm != NULL;
+         bm = blk_bitmap_next(src, bm)) {
+        if (blk_bitmap_persistent(bm)) {
+            list = xrealloc(list, (n + 1) * sizeof(*list));
+            list[n++] = bm;
+        }
+    }
+    for (i = n; i-- > 0 && r == 0;) {
+        const char *name = blk_bitmap_name(list[i]);
+
+        if (blk_bitmap_inconsistent(list[i])) {
+            if (!skip_broken) {
+                blk_img_error("Cannot copy inconsistent bitmap '%s'", name);
+                fprintf(stderr, "Try --skip-broken-bitmaps, or use 'blk-img "
+                        "bitmap --remove' to delete it\n");
+                r = -EINVAL;
+            } else {
+                fprintf(stderr, "blk-img: warning: Skipping inconsistent "
+                        "bitmap '%s'\n", name);
+                list[i] = NULL;
+            }
+        } else if (blk_bitmap_find(dst, name) != NULL) {
+            blk_img_error("Failed to create bitmap %s: Bitmap already "
+                          "exists: %s", name, name);
+            r = -EEXIST;
+        }
+    }
+    for (i = 0; i < n && r == 0; i++) {
+        struct blk_bitmap *copy;
+
+        if (list[i] == NULL) {
+            continue;
+        }
+        copy = blk_bitmap_qmp_add(dst, blk_bitmap_name(list[i]), true,
+                                  blk_bitmap_granularity(list[i]), true,
+                                  !blk_bitmap_enabled(list[i]), &err);
+        if (copy == NULL) {
+            blk_img_error("Failed to create bitmap %s: %s",
+                          blk_bitmap_name(list[i]), err.msg);
+            r = err.code;
+            break;
+        }
+        r = blk_bitmap_merge(copy, list[i], &err);
+        if (r < 0) {
+            blk_img_error("Failed to populate bitmap %s: %s",
+                          blk_bitmap_name(list[i]), err.msg);
+        }
+    }
+    free(list);
+    return r;
 }
 
 static struct blk_node *
@@ -573,6 +649,10 @@ cmd_convert(int argc, char **argv)
     if (open_sources(g, &o, argv + optind, src_flags, &j) < 0) {
         goto out;
     }
+    if (o.bitmaps && !stores_bitmaps(j.parts[0].bs)) {
+        blk_img_error("Source lacks bitmap support");
+        goto out;
+    }
     if (o.snapshot != NULL) {
         if (nsrc > 1) {
             blk_img_error("No support for concatenating multiple snapshot");
@@ -658,6 +738,11 @@ cmd_convert(int argc, char **argv)
         blk_img_error("Compression not supported for this file format");
         goto out;
     }
+    if (o.bitmaps && !stores_bitmaps(target)) {
+        blk_img_error("Format driver '%s' does not support bitmaps",
+                      blk_node_driver(target)->name);
+        goto out;
+    }
 
     j.target = target;
     j.cluster_size = target_cluster_size(target);
@@ -675,6 +760,9 @@ cmd_convert(int argc, char **argv)
             blk_img_error("error while flushing the target: %s", err.msg);
             ret = 1;
         }
+    }
+    if (ret == 0 && o.bitmaps) {
+        ret = copy_bitmaps(j.parts[0].bs, target, o.skip_broken) < 0;
     }
     if (ret == 0) {
         blk_progress_print(prog, 100, 0);

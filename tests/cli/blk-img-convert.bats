@@ -161,11 +161,25 @@ alloc_kib() {
     assert_output "blk-img: Cannot enable copy offloading when -c is used"
 }
 
-@test "convert: --bitmaps is refused clearly for now" {
+@test "convert: --bitmaps needs a source that has bitmaps (raw has none)" {
     run "$BLK_IMG" convert --bitmaps -O qcow2 src.raw o.qcow2
     assert_failure 1
-    assert_output --partial "--bitmaps is not supported yet"
+    assert_output "blk-img: Source lacks bitmap support"
     [ ! -e o.qcow2 ]
+}
+
+@test "convert: --bitmaps copies persistent bitmaps with their state" {
+    "$BLK_IMG" convert -O qcow2 src.raw s.qcow2
+    "$BLK_IMG" bitmap --add -g 4096 s.qcow2 rec
+    "$BLK_IMG" bitmap --add --disable s.qcow2 off
+    "$BLK_IO" -c 'write 8k 4k' s.qcow2
+    run "$BLK_IMG" convert --bitmaps -O qcow2 s.qcow2 o.qcow2
+    assert_success
+    run "$BLK_IMG" info o.qcow2
+    assert_output --partial "name: rec"
+    assert_output --partial "name: off"
+    run "$BLK_IMG" bitmap dump o.qcow2 rec
+    assert_line --index 2 --regexp '^0x2000 +0x1000 +yes'
 }
 
 @test "convert: a backing file needs its format" {
