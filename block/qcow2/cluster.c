@@ -493,6 +493,42 @@ out:
     return 0;
 }
 
+/* ---- zero detection ------------------------------------------------------- */
+
+bool
+qcow2_range_reads_zero(struct qcow2 *q, uint64_t off, uint64_t len)
+{
+    while (len > 0) {
+        struct blk_error ignored = BLK_ERROR_INIT;
+        uint64_t n = len, host;
+        enum qcow2_subcluster_type t;
+
+        if (qcow2_get_host_offset(q, off, &n, &host, &t, &ignored) < 0) {
+            return false;
+        }
+        if (t == QCOW2_SC_UNALLOCATED_PLAIN || t == QCOW2_SC_UNALLOCATED_ALLOC) {
+            if (q->backing != NULL) {
+                int64_t blen = blk_child_get_length(q->backing);
+                struct blk_status st;
+
+                if (blen < 0 || off < (uint64_t)blen) {
+                    if (blk_child_block_status(q->backing, off, n, &st,
+                                               &ignored) < 0 ||
+                        !(st.flags & BLK_STATUS_ZERO)) {
+                        return false;
+                    }
+                    n = st.pnum < n ? st.pnum : n;
+                }
+            }
+        } else if (t != QCOW2_SC_ZERO_PLAIN && t != QCOW2_SC_ZERO_ALLOC) {
+            return false;
+        }
+        off += n;
+        len -= n;
+    }
+    return true;
+}
+
 /* ---- writes --------------------------------------------------------------------- */
 
 /* How a cluster must be handled to write subclusters [sc0, sc1) of it. */
@@ -701,6 +737,36 @@ link_l2(struct qcow2 *q, uint64_t off, uint64_t n, uint64_t new_host,
     return 0;
 }
 
+/*
+ * QEMU's shortcut for new clusters whose copy-on-write parts read as
+ * zeroes: zero the whole new clusters on the file efficiently (no data
+ * moved) instead of copying.  False when it does not apply or the file
+ * cannot zero efficiently; the caller then copies.
+ */
+static bool
+zero_new_clusters(struct qcow2 *q, uint64_t c0, uint64_t off, uint64_t end,
+                  uint64_t cs_from, uint64_t cs_to, uint64_t new_host,
+                  uint64_t n)
+{
+    struct blk_error ignored = BLK_ERROR_INIT;
+    uint64_t len = n * q->cluster_size;
+
+    (void)c0;
+    /* QEMU 7.2 copies subcluster COW regions even when they are zero. */
+    if (q->extended_l2 || (cs_from >= off && cs_to <= end)) {
+        return false;
+    }
+    if ((cs_from < off && !qcow2_range_reads_zero(q, cs_from, off - cs_from)) ||
+        (end < cs_to && !qcow2_range_reads_zero(q, end, cs_to - end))) {
+        return false;
+    }
+    if (qcow2_pre_write_check(q, 0, new_host, len, true, &ignored) < 0) {
+        return false;
+    }
+    return blk_child_zero(q->data_file, new_host, len, BLK_REQ_NO_FALLBACK,
+                          &ignored) == 0;
+}
+
 int
 qcow2_alloc_for_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
                       uint64_t *host, struct blk_error *err)
@@ -795,11 +861,13 @@ qcow2_prepare_write(struct qcow2 *q, uint64_t off, uint64_t *bytes,
 
     /* Copy-on-write of the parts of the clusters the guest doesn't write. */
     r = 0;
-    if (!q->in_prealloc) {
+    if (!q->in_prealloc && !(k == W_NEW && zero_new_clusters(q, c0, off, end,
+                                                             cs_from, cs_to,
+                                                             new_host, n))) {
         r = cow_copy(q, cs_from, off, c0, new_host, err);
-    }
-    if (r == 0 && !q->in_prealloc) {
-        r = cow_copy(q, end, cs_to, c0, new_host, err);
+        if (r == 0) {
+            r = cow_copy(q, end, cs_to, c0, new_host, err);
+        }
     }
     if (r < 0) {
         goto out_free;

@@ -659,6 +659,13 @@ int qcow2_zero_subclusters(struct qcow2 *q, uint64_t off, uint64_t len,
 int qcow2_read_guest_locked(struct qcow2 *q, uint64_t off, uint64_t len,
                             uint8_t *buf, struct blk_error *err);
 
+/*
+ * Does guest [off, off+len) already read as zeroes (zero clusters, or
+ * unallocated over nothing or over a backing range that says zero)?
+ * Conservative: false when unsure.  Lock held.
+ */
+bool qcow2_range_reads_zero(struct qcow2 *q, uint64_t off, uint64_t len);
+
 /* Point guest cluster off at a compressed descriptor (must be unallocated). */
 int qcow2_set_compressed(struct qcow2 *q, uint64_t off, uint64_t host,
                          uint64_t csize, struct blk_error *err);

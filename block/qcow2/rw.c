@@ -434,41 +434,6 @@ qcow2_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
 
 /* ---- zero, discard ----------------------------------------------------------- */
 
-/* Does [off, off+len) already read as zeroes? (lock held) */
-static bool
-reads_zero(struct qcow2 *q, uint64_t off, uint64_t len)
-{
-    while (len > 0) {
-        struct blk_error ignored = BLK_ERROR_INIT;
-        uint64_t n = len, host;
-        enum qcow2_subcluster_type t;
-
-        if (qcow2_get_host_offset(q, off, &n, &host, &t, &ignored) < 0) {
-            return false;
-        }
-        if (t == QCOW2_SC_UNALLOCATED_PLAIN || t == QCOW2_SC_UNALLOCATED_ALLOC) {
-            if (q->backing != NULL) {
-                int64_t blen = blk_child_get_length(q->backing);
-                struct blk_status st;
-
-                if (blen < 0 || off < (uint64_t)blen) {
-                    if (blk_child_block_status(q->backing, off, n, &st,
-                                               &ignored) < 0 ||
-                        !(st.flags & BLK_STATUS_ZERO)) {
-                        return false;
-                    }
-                    n = st.pnum < n ? st.pnum : n;
-                }
-            }
-        } else if (t != QCOW2_SC_ZERO_PLAIN && t != QCOW2_SC_ZERO_ALLOC) {
-            return false;
-        }
-        off += n;
-        len -= n;
-    }
-    return true;
-}
-
 /* Zero one piece: subcluster-aligned (or reaching the image end). */
 static int
 zeroize(struct qcow2 *q, uint64_t off, uint64_t len, unsigned flags,
@@ -536,7 +501,7 @@ zero_piece(struct qcow2 *q, uint64_t off, uint64_t len, unsigned flags,
         enum qcow2_subcluster_type t;
         struct blk_error ignored = BLK_ERROR_INIT;
 
-        if (!reads_zero(q, off - head, head) || !reads_zero(q, end, tail)) {
+        if (!qcow2_range_reads_zero(q, off - head, head) || !qcow2_range_reads_zero(q, end, tail)) {
             return -ENOTSUP;
         }
         off -= head;
