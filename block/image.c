@@ -164,6 +164,10 @@ open_probed(struct blk_graph *g, struct kv *fo, const char *filename,
         kv_free(fo);
         return NULL;
     }
+    /* Storage under a format takes discards by default, as in QEMU. */
+    if (kv_get(fo, "discard") == NULL) {
+        kv_set(fo, "discard", kv_new_str("unmap"));
+    }
     file = blk_node_open(g, fo, flags, err);
     kv_free(fo);
     if (file == NULL) {

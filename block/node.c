@@ -712,7 +712,12 @@ inherit_from_parent(struct inherit *inh, const struct blk_node *parent,
     inh->cache_direct = parent->cache_direct;
     inh->no_flush = parent->no_flush;
     inh->force_share = parent->force_share;
-    inh->discard_unmap = parent->discard_unmap;
+    /*
+     * As in QEMU, the layers under a format take discards by default: the
+     * format decides what to discard (freed clusters), its storage obeys.
+     */
+    inh->discard_unmap = (role & (BLK_ROLE_DATA | BLK_ROLE_METADATA)) ?
+                         true : parent->discard_unmap;
     inh->flags = parent->open_flags;
     if (role & BLK_ROLE_COW) {
         inh->flags &= ~BLK_OPEN_RDWR;
