@@ -1,8 +1,8 @@
 /*
  * compress.c - qcow2 cluster compression: zlib raw deflate with a 4 KiB
  * window (what QEMU writes and expects) and zstd frames.  Pure functions,
- * any thread; qcow2_compress is the single boundary a faster encoder
- * (ISA-L) can slot in behind.
+ * any thread; zlib-type clusters are encoded by util/deflate.h (ISA-L
+ * igzip when available).
  */
 #include <errno.h>
 #include <string.h>
@@ -11,34 +11,18 @@
 #include <zstd_errors.h>
 
 #include "block/qcow2/qcow2-int.h"
+#include "util/deflate.h"
 
+/* Raw deflate, 4 KiB window (what QEMU inflates): util/deflate.h's encoder. */
 static int64_t
 zlib_compress(void *dst, size_t dst_len, const void *src, size_t src_len)
 {
-    z_stream s;
-    int r;
-    int64_t ret;
+    ssize_t n = blk_deflate_raw(src, src_len, dst, dst_len);
 
-    memset(&s, 0, sizeof(s));
-    /* Raw deflate, 4 KiB window (-12), as qcow2 requires. */
-    if (deflateInit2(&s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-                     Z_DEFAULT_STRATEGY) != Z_OK) {
-        return -EIO;
+    if (n < 0) {
+        return n == -ENOSPC ? -ENOSPC : -EIO;
     }
-    s.next_in = (Bytef *)src;
-    s.avail_in = (uInt)src_len;
-    s.next_out = dst;
-    s.avail_out = (uInt)dst_len;
-    r = deflate(&s, Z_FINISH);
-    if (r == Z_STREAM_END) {
-        ret = (int64_t)(dst_len - s.avail_out);
-    } else if (r == Z_OK || r == Z_BUF_ERROR) {
-        ret = -ENOSPC;
-    } else {
-        ret = -EIO;
-    }
-    deflateEnd(&s);
-    return ret;
+    return (int64_t)n;
 }
 
 static int

@@ -334,6 +334,14 @@ same_layout(const char *what, const char *opts, uint64_t size,
 }
 
 /* setup: a shell command run on the new image (%s) before both sides. */
+/*
+ * zlib-type clusters come from util/deflate.h (ISA-L where available):
+ * valid raw deflate that QEMU reads, but not QEMU's zlib bytes, so after
+ * compressed writes the host offsets may differ.  Such cases clear this
+ * and are checked by content (check, compare) instead.
+ */
+static bool same_map_offsets = true;
+
 static void
 same_layout_setup(const char *what, const char *opts, uint64_t size,
                   const char *setup, const struct wop *ops, size_t n,
@@ -383,10 +391,14 @@ same_layout_setup(const char *what, const char *opts, uint64_t size,
     CHECK_INT(r, 0);
     ma = sh_out("qemu-img map --output=json %s", a);
     mb = sh_out("qemu-img map --output=json %s", b);
-    if (strcmp(ma, mb) != 0) {
+    if (same_map_offsets && strcmp(ma, mb) != 0) {
         fprintf(stderr, "%s: map differs\nqemu:\n%s\nblk:\n%s\n", what, ma, mb);
     }
-    CHECK_STR(mb, ma);
+    if (same_map_offsets) {
+        CHECK_STR(mb, ma);
+    } else {
+        CHECK(1);
+    }
     if (want_identical) {
         r = sh("cmp %s %s", a, b);
         if (r != 0) {
@@ -438,11 +450,18 @@ test_layouts(void)
     same_layout("zeroes", "compat=1.1", 1 << 30, zeroes, ARRAY_SIZE(zeroes),
                 true);
     if (getenv("BLK_TEST_ONLY_COMPRESSED")) {
-        same_layout("compressed", "compat=1.1", 1 << 30, compressed, 2, true);
+        same_layout("compressed", "compat=1.1,compression_type=zstd", 1 << 30,
+                    compressed, 2, true);
         return;
     }
-    same_layout("compressed", "compat=1.1", 1 << 30, compressed,
-                ARRAY_SIZE(compressed), true);
+    /* zstd: the same library and level as QEMU, so the same bytes. */
+    same_layout("compressed (zstd)", "compat=1.1,compression_type=zstd",
+                1 << 30, compressed, ARRAY_SIZE(compressed), true);
+    /* zlib: our encoder, so the same data but not the same bytes. */
+    same_map_offsets = false;
+    same_layout("compressed (zlib)", "compat=1.1", 1 << 30, compressed,
+                ARRAY_SIZE(compressed), false);
+    same_map_offsets = true;
     same_layout("extended l2", "extended_l2=on", 1 << 30, extl2,
                 ARRAY_SIZE(extl2), true);
     same_layout("512-byte clusters", "cluster_size=512", 64 << 20, small,
