@@ -757,10 +757,20 @@ layer_status(struct blk_node *bs, uint64_t off, uint64_t len,
         if (fst.pnum < st->pnum) {
             st->pnum = fst.pnum;
         }
-        st->flags &= ~(BLK_STATUS_DATA | BLK_STATUS_ZERO | BLK_STATUS_RECURSE);
-        st->flags |= fst.flags & (BLK_STATUS_DATA | BLK_STATUS_ZERO);
-        if (!(st->flags & (BLK_STATUS_DATA | BLK_STATUS_ZERO))) {
-            st->flags |= BLK_STATUS_DATA;
+        if (st->flags & BLK_STATUS_DATA) {
+            /*
+             * A format's data over a hole (qcow2 metadata preallocation):
+             * still data, and zero where the file says so (QEMU's rule).
+             */
+            st->flags &= ~BLK_STATUS_RECURSE;
+            st->flags |= fst.flags & BLK_STATUS_ZERO;
+        } else {
+            /* Raw-style pass-through: the file's answer is the answer. */
+            st->flags &= ~(BLK_STATUS_ZERO | BLK_STATUS_RECURSE);
+            st->flags |= fst.flags & (BLK_STATUS_DATA | BLK_STATUS_ZERO);
+            if (!(st->flags & (BLK_STATUS_DATA | BLK_STATUS_ZERO))) {
+                st->flags |= BLK_STATUS_DATA;
+            }
         }
     }
     if (st->pnum == 0 || st->pnum > len) {
