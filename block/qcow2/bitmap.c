@@ -283,9 +283,20 @@ qcow2_bitmaps_load(struct qcow2 *q, struct blk_error *err)
             continue;
         }
         blk_bitmap_set_enabled(bm, (e[i].flags & BME_AUTO) != 0);
-        r = load_bits(q, &e[i], bm, err);
-        if (r < 0) {
-            break;
+        {
+            struct blk_error lerr = BLK_ERROR_INIT;
+
+            /*
+             * A damaged bitmap table spoils that bitmap, not the image:
+             * QEMU opens such images too.  It stays, inconsistent (it
+             * can only be removed), and `check` reports the damage.
+             */
+            if (load_bits(q, &e[i], bm, &lerr) < 0) {
+                blk_bitmap_clear(bm);
+                blk_bitmap_set_inconsistent(bm, true);
+                blk_bitmap_set_enabled(bm, false);
+                continue;
+            }
         }
         if (!q->read_only) {
             e[i].flags |= BME_IN_USE;
