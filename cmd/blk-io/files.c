@@ -307,7 +307,8 @@ io_open_image(struct io_state *st, struct io_open_spec *spec)
     }
     /* qemu-io opens without BDRV_O_NO_SHARE: it lets others do anything */
     shared = BLK_PERM_ALL;
-    be = blk_backend_new(st->graph, NULL, bs, perm, shared, &err);
+    /* The image's backend is "image", so commands can name it (graph shows it). */
+    be = blk_backend_new(st->graph, "image", bs, perm, shared, &err);
     if (be == NULL) {
         blk_node_unref(bs);
         goto out_fail;

@@ -287,3 +287,16 @@ EOF
     run "$BLK_IMG" info "$img"
     assert_output --partial "name: existing"
 }
+
+@test "bitmap: a backend name resolves to its root node, where the bitmap stays" {
+    # The image's backend is called "image"; its root is n0.
+    run io 'block-dirty-bitmap-add node=image,name=viabe' 'write -q 0 4k' \
+        'bitmap dump n0 viabe' 'blockdev-add driver=null-co,node-name=other' \
+        'select other' 'write -q 0 4k' 'bitmap dump n0 viabe'
+    assert_success
+    # recorded on n0, and writes through another node do not reach it
+    assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c '^0 .*0x10000 .*yes')" 2
+    run io 'block-dirty-bitmap-add node=image,name=viabe' \
+        'block-dirty-bitmap-add node=n0,name=viabe'
+    assert_output --partial "Bitmap already exists: viabe"
+}
