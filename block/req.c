@@ -103,10 +103,50 @@ complete(struct blk_req *req)
     blk_node_unref(bs);
 }
 
+/*
+ * Adaptive polling (QEMU's poll-max-ns idea): while requests are on the
+ * pool, the loop does not sleep in epoll for up to POLL_NS after the last
+ * hand-off or completion, so a completion is seen without waking the
+ * loop thread.  Past that, the loop sleeps as usual; with nothing on the
+ * pool the idle handle is stopped and costs nothing.
+ */
+#define POLL_NS 50000
+
+static unsigned pool_inflight;
+static uint64_t poll_since;
+static uv_idle_t poll_idle;
+static bool poll_idle_init;
+
+static void
+poll_idle_cb(uv_idle_t *h)
+{
+    if (pool_inflight == 0 || uv_hrtime() - poll_since > POLL_NS) {
+        uv_idle_stop(h);
+    }
+}
+
+static void
+poll_kick(void)
+{
+    if (!poll_idle_init) {
+        uv_idle_init(blk_loop(), &poll_idle);
+        poll_idle_init = true;
+    }
+    poll_since = uv_hrtime();
+    if (!uv_is_active((uv_handle_t *)&poll_idle)) {
+        uv_idle_start(&poll_idle, poll_idle_cb);
+    }
+}
+
 static void
 after_work_cb(uv_work_t *w, int status)
 {
     struct blk_req *req = container_of(w, struct blk_req, work);
+
+    pool_inflight--;
+    if (pool_inflight > 0) {
+        poll_kick();
+    }
 
     if (status == UV_ECANCELED && req->ret == 0) {
         req->ret = blk_error_set(&req->err, -ECANCELED, "request cancelled");
@@ -211,6 +251,8 @@ dispatch(struct blk_node *bs, struct blk_req *req)
         req->track = blk_track_begin(bs, req->op, req->offset, req->length,
                                      unaligned && req->op != BLK_OP_READ);
     }
+    pool_inflight++;
+    poll_kick();
     uv_queue_work(blk_loop(), &req->work, work_cb, after_work_cb);
 }
 
