@@ -288,6 +288,9 @@ do_get(struct qcow2 *q, struct qcow2_cache *c, uint64_t off, bool read,
     if (i >= 0) {
         goto found;
     }
+    if (q->no_io) {
+        return -EAGAIN;         /* the fast path never waits for a table */
+    }
     for (unsigned j = 0; j < c->n; j++) {
         if (c->e[j].ref == 0 && c->e[j].lru < best) {
             best = c->e[j].lru;

@@ -316,6 +316,7 @@ struct qcow2 {
     bool dirty_marked;                  /* we set the dirty bit this session */
     bool corrupt;                       /* corruption found: no more writes */
     bool check_mode;                    /* opened for check: tolerate corruption */
+    bool no_io;                         /* q->lock: cache misses fail -EAGAIN (loop fast path) */
     struct blk_child *backing;          /* borrowed child; NULL when none */
     bool in_prealloc;                   /* metadata preallocation: no COW, no data */
     bool prealloc_checked;              /* metadata_prealloc is known */
@@ -768,6 +769,14 @@ int qcow2_bitmaps_store(struct qcow2 *q, struct blk_error *err);
 int qcow2_bitmaps_info(struct qcow2 *q, struct kv *list, struct blk_error *err);
 /* Set in_use on disk for every consistent persistent bitmap (now read-write). */
 int qcow2_bitmaps_set_in_use(struct qcow2 *q, struct blk_error *err);
+
+/*
+ * rw.c, the loop's fast path: a read that needs no I/O but the data's own
+ * (the L2 slice cached, the metadata lock free, one mapping), else -EAGAIN.
+ */
+int qcow2_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                     struct iovec *iov, int iovcnt, unsigned flags,
+                     struct blk_error *err);
 
 /* ---- reopen.c: the vtable reopen ops ---------------------------------------- */
 int qcow2_reopen_prepare(struct blk_node *bs, const struct kv *opts,

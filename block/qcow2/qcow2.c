@@ -752,6 +752,7 @@ qcow2_probe(const uint8_t *buf, size_t len, const char *filename)
 const struct blk_driver blk_driver_qcow2 = {
     .name = "qcow2",
     .compressed_writes = true,
+    .try_preadv = qcow2_try_preadv,
     .threads = BLK_THREADS_PARALLEL,
     .state_size = sizeof(struct qcow2),
     .is_format = true,

@@ -209,6 +209,49 @@ qcow2_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
     return read_range(qcow2_state(bs), off, len, iov, iovcnt, false, err);
 }
 
+int
+qcow2_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                 struct iovec *iov, int iovcnt, unsigned flags,
+                 struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    enum qcow2_subcluster_type t;
+    uint64_t n = len, host;
+    int r;
+
+    if (pthread_mutex_trylock(&q->lock) != 0) {
+        return -EAGAIN;
+    }
+    q->no_io = true;
+    r = qcow2_get_host_offset(q, off, &n, &host, &t, err);
+    q->no_io = false;
+    pthread_mutex_unlock(&q->lock);
+    if (r < 0) {
+        return r;
+    }
+    if (n < len) {
+        return -EAGAIN;         /* several mappings: the pool walks them */
+    }
+    switch (t) {
+    case QCOW2_SC_ZERO_PLAIN:
+    case QCOW2_SC_ZERO_ALLOC:
+        iov_zero(iov, iovcnt, 0, len);
+        return 0;
+    case QCOW2_SC_UNALLOCATED_PLAIN:
+    case QCOW2_SC_UNALLOCATED_ALLOC:
+        if (q->backing != NULL || q->data_file != q->file) {
+            return -EAGAIN;
+        }
+        iov_zero(iov, iovcnt, 0, len);
+        return 0;
+    case QCOW2_SC_NORMAL:
+        return blk_child_try_preadv(q->data_file, host, len, iov, iovcnt, 0,
+                                    err);
+    default:
+        return -EAGAIN;
+    }
+}
+
 /* ---- writes ---------------------------------------------------------------- */
 
 static int

@@ -29,6 +29,13 @@ same_script() {
     assert_success
     run qemu-img compare -q q.qcow2 b.qcow2
     assert_success
+    # zlib-type clusters come from blk's own encoder (ISA-L): valid deflate
+    # that QEMU reads (check, compare above), but other bytes, so the host
+    # layout after compressed writes may differ.  zstd stays byte for byte.
+    if [[ "$*" == *"write -c"* ]] &&
+       qemu-img info "$img" | grep -q 'compression type: zlib'; then
+        return 0
+    fi
     diff <(qemu-img map --output=json q.qcow2) <(qemu-img map --output=json b.qcow2)
     cmp q.qcow2 b.qcow2
 }
@@ -208,7 +215,10 @@ PY
     done
     qemu-img create -q -f qcow2 bb.qcow2 32M
     qemu-io -c 'write -P 0x80 0 32M' bb.qcow2 >/dev/null
-    for o in compat=1.1 extended_l2=on compat=0.10; do
+    # zstd where the format allows it: the same bytes as QEMU's (zlib
+    # clusters come from blk's own encoder, checked by content only).
+    for o in compat=1.1,compression_type=zstd \
+             extended_l2=on,compression_type=zstd compat=0.10; do
         rm -f s.qcow2
         qemu-img create -q -f qcow2 -o "$o" -b bb.qcow2 -F qcow2 s.qcow2
         qemu-io -c 'write -P 3 0 8M' -c 'write -c -P 4 8M 4M' s.qcow2 >/dev/null
@@ -221,7 +231,9 @@ PY
         [ "$(grep -c 'write failed' q.out)" = "$(grep -c 'write failed' b.out)" ]
         qemu-img check -q b.qcow2
         qemu-img compare -q q.qcow2 b.qcow2
-        cmp q.qcow2 b.qcow2
+        if [ "$o" != compat=0.10 ]; then
+            cmp q.qcow2 b.qcow2
+        fi
     done
 }
 
