@@ -426,10 +426,53 @@ out_fail:
     return -EINVAL;
 }
 
+static bool
+flags_cache_same(unsigned a, unsigned b)
+{
+    unsigned m = BLK_OPEN_NOCACHE | BLK_OPEN_NO_FLUSH;
+
+    return (a & m) == (b & m);
+}
+
 /*
- * reopen: blk's core has no in-place reopen yet, so the image is closed
- * and opened again with the changed flags; if that fails, the old
- * settings are restored.
+ * reopen -r/-w: the core's transactional reopen on the current root.  Its
+ * backend is released first (a writer keeps a node writable) and attached
+ * again with the permissions of the new state; on failure the old backend
+ * comes back and nothing changed.
+ */
+static int
+reopen_in_place(struct io_state *st, bool read_only)
+{
+    struct blk_node *bs = blk_backend_root(st->be);
+    struct blk_error err = BLK_ERROR_INIT;
+    unsigned old_perm = BLK_PERM_CONSISTENT_READ, perm;
+    int r;
+
+    if (!blk_node_is_read_only(bs)) {
+        old_perm |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
+    }
+    blk_node_ref(bs);
+    blk_backend_free(st->be);
+    st->be = NULL;
+    r = blk_node_reopen(bs, NULL, read_only, &err);
+    perm = BLK_PERM_CONSISTENT_READ;
+    if (!blk_node_is_read_only(bs)) {
+        perm |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
+    }
+    st->be = blk_backend_new(st->graph, "image", bs,
+                             r == 0 ? perm : old_perm, BLK_PERM_ALL, NULL);
+    blk_node_unref(bs);
+    if (r < 0) {
+        io_report(st, "%s", err.msg);
+        return r;
+    }
+    return 0;
+}
+
+/*
+ * reopen: read-only changes reopen in place (reopen_in_place); a cache
+ * mode or -o options close the image and open it again with the changed
+ * settings, and if that fails the old settings are restored.
  */
 int
 io_cmd_reopen(struct io_state *st, int argc, char **argv)
@@ -480,6 +523,15 @@ io_cmd_reopen(struct io_state *st, int argc, char **argv)
         return io_cmd_usage(st, self);
     }
     flags = ro ? flags & ~BLK_OPEN_RDWR : rw ? flags | BLK_OPEN_RDWR : flags;
+    if (opts == NULL && flags_cache_same(flags, st->spec->flags) &&
+        wt == st->spec->writethrough) {
+        /* Only read-only changes: in place, the graph (a -s overlay) stays. */
+        r = reopen_in_place(st, !(flags & BLK_OPEN_RDWR));
+        if (r == 0) {
+            st->spec->flags = flags;
+        }
+        return r;
+    }
     old = st->spec;
     spec = xzalloc(sizeof(*spec));
     *spec = *old;

@@ -300,3 +300,10 @@ EOF
         'block-dirty-bitmap-add node=n0,name=viabe'
     assert_output --partial "Bitmap already exists: viabe"
 }
+
+@test "reopen: -r and -w reopen in place, so a non-persistent bitmap survives" {
+    run io 'block-dirty-bitmap-add node=n0,name=t' 'reopen -r' 'write 0 4k' \
+        'reopen -w' 'write -q 64k 4k' 'bitmap dump n0 t'
+    assert_output --partial "Block node is read-only"
+    assert_line --regexp '^0x10000 +0x10000 +yes'
+}
