@@ -14,7 +14,7 @@
 #include "block/block.h"
 #include "util/xalloc.h"
 
-static char dir[] = "/tmp/blk-test-image-XXXXXX";
+static char dir[] = "/tmp/blk-test-image-" UNIT_MKTEMP_SUFFIX;
 
 static int
 create_file(const char *filename, uint64_t size, struct blk_error *err)

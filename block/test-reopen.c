@@ -12,7 +12,7 @@
 #include "tests/unit/memdrv.h"
 #include "block/block.h"
 
-static char path[] = "/tmp/blk-test-reopen-XXXXXX";
+static char path[] = "/tmp/blk-test-reopen-" UNIT_MKTEMP_SUFFIX;
 
 static struct blk_node *
 open_raw(struct blk_graph *g, unsigned flags, struct blk_error *err)

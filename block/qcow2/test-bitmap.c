@@ -15,7 +15,7 @@
 #include "block/bitmap.h"
 #include "block/block.h"
 
-static char dir[] = "/tmp/blk-test-bitmap-XXXXXX";
+static char dir[] = "/tmp/blk-test-bitmap-" UNIT_MKTEMP_SUFFIX;
 static char img[256];
 
 static int

@@ -18,7 +18,7 @@
 #include "util/sbuf.h"
 #include "util/xalloc.h"
 
-static char dir[] = "/tmp/blk-test-check-XXXXXX";
+static char dir[] = "/tmp/blk-test-check-" UNIT_MKTEMP_SUFFIX;
 static bool have_qemu;
 
 static char *

@@ -18,7 +18,7 @@
 #include "block/qcow2/qcow2-int.h"
 #include "util/xalloc.h"
 
-static char dir[] = "/tmp/blk-test-qcow2-XXXXXX";
+static char dir[] = "/tmp/blk-test-qcow2-" UNIT_MKTEMP_SUFFIX;
 static bool have_qemu;
 
 static char *

@@ -16,7 +16,7 @@
 #include "block/qcow2/qcow2-int.h"
 #include "util/xalloc.h"
 
-static char dir[] = "/tmp/blk-test-snapshot-XXXXXX";
+static char dir[] = "/tmp/blk-test-snapshot-" UNIT_MKTEMP_SUFFIX;
 static bool have_qemu;
 
 static int

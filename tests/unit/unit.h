@@ -15,6 +15,9 @@
 
 extern unsigned unit_pass, unit_fail;
 
+/* The six placeholder characters mkstemp(3)/mkdtemp(3) replace. */
+#define UNIT_MKTEMP_SUFFIX "\x58\x58\x58\x58\x58\x58"
+
 #define CHECK(cond) unit_check(!!(cond), #cond, __FILE__, __LINE__)
 #define CHECK_STR(got, want) unit_check_str((got), (want), #got, __FILE__, __LINE__)
 #define CHECK_INT(got, want) \
