@@ -429,20 +429,14 @@ int
 blk_create_pwrite(struct blk_node *bs, uint64_t off, const void *buf,
                   size_t len, struct blk_error *err)
 {
-    struct iovec v = { (void *)buf, len };
-
-    return blk_io_run(bs, BLK_OP_WRITE, off, len, &v, 1, 0, NULL, false,
-                      false, err);
+    return blk_io_buf(bs, BLK_OP_WRITE, off, buf, len, 0, false, err);
 }
 
 int
 blk_create_pread(struct blk_node *bs, uint64_t off, void *buf, size_t len,
                  struct blk_error *err)
 {
-    struct iovec v = { buf, len };
-
-    return blk_io_run(bs, BLK_OP_READ, off, len, &v, 1, 0, NULL, false, false,
-                      err);
+    return blk_io_buf(bs, BLK_OP_READ, off, buf, len, 0, false, err);
 }
 
 int

@@ -769,21 +769,28 @@ blk_child_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
 }
 
 int
+blk_io_buf(struct blk_node *bs, enum blk_op op, uint64_t off,
+           const void *buf, size_t len, unsigned flags, bool top,
+           struct blk_error *err)
+{
+    struct iovec v = { (void *)buf, len };
+
+    return blk_io_run(bs, op, off, len, &v, 1, flags, NULL, top, false, err);
+}
+
+int
 blk_child_pread(struct blk_child *c, uint64_t off, void *buf, size_t len,
                 struct blk_error *err)
 {
-    struct iovec v = { buf, len };
-
-    return blk_child_preadv(c, off, len, &v, 1, 0, err);
+    return blk_io_buf(c->child, BLK_OP_READ, off, buf, len, 0, false, err);
 }
 
 int
 blk_child_pwrite(struct blk_child *c, uint64_t off, const void *buf,
                  size_t len, unsigned flags, struct blk_error *err)
 {
-    struct iovec v = { (void *)buf, len };
-
-    return blk_child_pwritev(c, off, len, &v, 1, flags, err);
+    return blk_io_buf(c->child, BLK_OP_WRITE, off, buf, len, flags, false,
+                      err);
 }
 
 int
@@ -929,18 +936,14 @@ int
 blk_node_pread(struct blk_node *bs, uint64_t off, void *buf, size_t len,
                struct blk_error *err)
 {
-    struct iovec v = { buf, len };
-
-    return blk_node_preadv(bs, off, len, &v, 1, 0, err);
+    return blk_io_buf(bs, BLK_OP_READ, off, buf, len, 0, true, err);
 }
 
 int
 blk_node_pwrite(struct blk_node *bs, uint64_t off, const void *buf,
                 size_t len, unsigned flags, struct blk_error *err)
 {
-    struct iovec v = { (void *)buf, len };
-
-    return blk_node_pwritev(bs, off, len, &v, 1, flags, err);
+    return blk_io_buf(bs, BLK_OP_WRITE, off, buf, len, flags, true, err);
 }
 
 int

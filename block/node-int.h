@@ -134,6 +134,10 @@ int blk_io_run(struct blk_node *bs, enum blk_op op, uint64_t off,
                uint64_t len, struct iovec *iov, int iovcnt, unsigned flags,
                struct blk_status *st, bool top, bool tracked,
                struct blk_error *err);
+/* blk_io_run on one flat buffer (the p{read,write} helpers). */
+int blk_io_buf(struct blk_node *bs, enum blk_op op, uint64_t off,
+               const void *buf, size_t len, unsigned flags, bool top,
+               struct blk_error *err);
 /* The fast path: -EAGAIN when the request must go to the pool. */
 int blk_io_try(struct blk_node *bs, enum blk_op op, uint64_t off,
                uint64_t len, struct iovec *iov, int iovcnt, unsigned flags,

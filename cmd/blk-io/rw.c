@@ -324,7 +324,7 @@ vread(struct io_state *st, int argc, char **argv, bool aio)
     if (parse_lens(st, argv + optind + 1, n, &lens, &total) < 0) {
         return -EINVAL;
     }
-    rw = rw_new(st, "read", aio ? "readv" : "readv");
+    rw = rw_new(st, "read", "readv");
     rw->offset = off;
     rw->count = total;
     rw->check = have_pat;
