@@ -179,6 +179,16 @@ struct blk_driver {
     int (*snapshot_delete)(struct blk_node *bs, const char *name,
                            struct blk_error *err);
 
+    /*
+     * The VM state area (qemu-io read -b / write -b): len bytes at byte
+     * pos of it.  Absent: blk_node_{load,save}_vmstate ask the filtered
+     * or primary child instead.
+     */
+    int (*load_vmstate)(struct blk_node *bs, uint64_t pos, uint64_t len,
+                        struct iovec *iov, int iovcnt, struct blk_error *err);
+    int (*save_vmstate)(struct blk_node *bs, uint64_t pos, uint64_t len,
+                        struct iovec *iov, int iovcnt, struct blk_error *err);
+
     /* Reopen with new options (typed tree) / read-only state: prepare, then commit or abort. */
     int (*reopen_prepare)(struct blk_node *bs, const struct kv *opts,
                           bool read_only, void **state, struct blk_error *err);
@@ -307,6 +317,16 @@ int blk_child_block_status(struct blk_child *c, uint64_t off, uint64_t len,
 int64_t blk_child_get_length(struct blk_child *c);
 int blk_child_truncate(struct blk_child *c, uint64_t len, bool exact,
                        enum blk_prealloc prealloc, struct blk_error *err);
+
+/*
+ * VM state I/O (block/vmstate.c): on bs, or on the first node down its
+ * filtered/primary children whose driver has the op (QEMU's rule);
+ * -ENOTSUP where none has it.  Blocking; a worker or an offline tool.
+ */
+int blk_node_load_vmstate(struct blk_node *bs, uint64_t pos, void *buf,
+                          size_t len, struct blk_error *err);
+int blk_node_save_vmstate(struct blk_node *bs, uint64_t pos, const void *buf,
+                          size_t len, struct blk_error *err);
 
 /* The registry: a plain array of drivers (block/drivers.c). */
 const struct blk_driver *blk_driver_find(const char *name);

@@ -726,6 +726,13 @@ int qcow2_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
 int qcow2_discard(struct blk_node *bs, uint64_t off, uint64_t len,
                   struct blk_error *err);
 
+/* ---- vmstate.c: the VM state area past the disk (worker threads) ---------- */
+
+int qcow2_load_vmstate(struct blk_node *bs, uint64_t pos, uint64_t len,
+                       struct iovec *iov, int iovcnt, struct blk_error *err);
+int qcow2_save_vmstate(struct blk_node *bs, uint64_t pos, uint64_t len,
+                       struct iovec *iov, int iovcnt, struct blk_error *err);
+
 /* ---- qcow2.c -------------------------------------------------------------- */
 
 /* Flush caches and the file (under the lock). */

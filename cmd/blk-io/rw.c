@@ -127,6 +127,69 @@ rw_submit(struct io_rw *rw, enum blk_op op, unsigned flags)
     return rw->aio ? 0 : IO_PENDING;
 }
 
+/*
+ * read -b / write -b: the VM state area instead of the disk (qemu-io's
+ * bdrv_load_vmstate / bdrv_save_vmstate).  It is not guest data, so it
+ * bypasses the request engine: one blocking call on the pool, then the
+ * same report as a disk request.  A save is flushed in writethrough mode,
+ * as QEMU's blk_save_vmstate does.
+ */
+struct io_vm {
+    uv_work_t work;
+    struct io_rw *rw;
+    struct blk_node *node;      /* ref held until the callback */
+    bool save, flush;
+};
+
+static void
+vm_work(uv_work_t *w)
+{
+    struct io_vm *vm = container_of(w, struct io_vm, work);
+    struct io_rw *rw = vm->rw;
+    struct blk_req *req = &rw->req;
+
+    if (vm->save) {
+        req->ret = blk_node_save_vmstate(vm->node, (uint64_t)rw->offset,
+                                         rw->buf, (size_t)rw->count,
+                                         &req->err);
+        if (req->ret == 0 && vm->flush) {
+            req->ret = blk_node_flush(vm->node, &req->err);
+        }
+    } else {
+        req->ret = blk_node_load_vmstate(vm->node, (uint64_t)rw->offset,
+                                         rw->buf, (size_t)rw->count,
+                                         &req->err);
+    }
+}
+
+static void
+vm_after(uv_work_t *w, int status)
+{
+    struct io_vm *vm = container_of(w, struct io_vm, work);
+    struct io_rw *rw = vm->rw;
+
+    blk_node_unref(vm->node);
+    free(vm);
+    rw_done(&rw->req);
+}
+
+static int
+vm_submit(struct io_rw *rw, bool save)
+{
+    struct io_state *st = rw->st;
+    struct io_vm *vm = xzalloc(sizeof(*vm));
+
+    vm->rw = rw;
+    vm->node = st->node;
+    vm->save = save;
+    vm->flush = save && st->writethrough;
+    blk_node_ref(vm->node);
+    rw->req.err = (struct blk_error)BLK_ERROR_INIT;
+    io_now(&rw->t1);
+    uv_queue_work(blk_loop(), &vm->work, vm_work, vm_after);
+    return IO_PENDING;
+}
+
 /* Allocate rw's buffer and one iovec per length in lens. */
 static int
 rw_buffers(struct io_rw *rw, const int64_t *lens, int n, int pattern)
@@ -261,13 +324,8 @@ io_cmd_read(struct io_state *st, int argc, char **argv)
             return -EINVAL;
         }
     }
-    if (bflag) {
-        /* No format of blk has a VM state area yet (qcow2's is not exposed). */
-        if (check_sector_aligned(st, off, count) < 0) {
-            return -EINVAL;
-        }
-        io_printf(st, "read failed: %s\n", strerror(ENOTSUP));
-        return -ENOTSUP;
+    if (bflag && check_sector_aligned(st, off, count) < 0) {
+        return -EINVAL;
     }
     rw = rw_new(st, "read", "read");
     rw->offset = off;
@@ -282,6 +340,9 @@ io_cmd_read(struct io_state *st, int argc, char **argv)
     if (rw_buffers(rw, &count, 1, 0xab) < 0) {
         rw_free(rw);
         return -ENOMEM;
+    }
+    if (bflag) {
+        return vm_submit(rw, false);
     }
     return rw_submit(rw, BLK_OP_READ, 0);
 }
@@ -436,10 +497,6 @@ io_cmd_write(struct io_state *st, int argc, char **argv)
     if ((o.b || o.c) && check_sector_aligned(st, off, count) < 0) {
         return -EINVAL;
     }
-    if (o.b) {
-        io_printf(st, "write failed: %s\n", strerror(ENOTSUP));
-        return -ENOTSUP;
-    }
     rw = rw_new(st, "wrote", "write");
     rw->offset = off;
     rw->count = count;
@@ -463,6 +520,9 @@ io_cmd_write(struct io_state *st, int argc, char **argv)
     } else if (rw_buffers(rw, &count, 1, o.pattern) < 0) {
         rw_free(rw);
         return -ENOMEM;
+    }
+    if (o.b) {
+        return vm_submit(rw, true);     /* -c means nothing there, as in qemu-io */
     }
     flags |= o.c ? BLK_REQ_COMPRESSED : 0;
     return rw_submit(rw, BLK_OP_WRITE, flags);
