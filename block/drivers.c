@@ -10,6 +10,7 @@ extern const struct blk_driver blk_driver_file, blk_driver_host_device;
 extern const struct blk_driver blk_driver_raw;
 extern const struct blk_driver blk_driver_null_co, blk_driver_null_aio;
 extern const struct blk_driver blk_driver_qcow2;
+extern const struct blk_driver blk_driver_copy_on_read;
 
 const struct blk_driver *const blk_drivers[] = {
     &blk_driver_file,
@@ -18,6 +19,7 @@ const struct blk_driver *const blk_drivers[] = {
     &blk_driver_null_co,
     &blk_driver_null_aio,
     &blk_driver_qcow2,
+    &blk_driver_copy_on_read,
     NULL
 };
 

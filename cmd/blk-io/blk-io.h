@@ -163,6 +163,11 @@ void io_open_spec_free(struct io_open_spec *spec);
  * "blk-io: can't open device NAME: MSG" and returns -errno.
  */
 int io_open_image(struct io_state *st, struct io_open_spec *spec);
+/*
+ * The current node as qemu-io's commands describe it (info, the probe
+ * warning): below the filter -C put over the image, else st->node.
+ */
+struct blk_node *io_image_node(struct io_state *st);
 /* Close the current image (flushes it; waits for nothing: callers drain). */
 void io_close_image(struct io_state *st);
 

@@ -187,13 +187,24 @@ open_with_opts(struct io_state *st, const struct io_open_spec *spec,
     return bs;
 }
 
-/* -C: put a copy-on-read filter over bs (the filter takes bs's place). */
+/*
+ * -C: put a copy-on-read filter over bs (the filter takes bs's place).
+ * QEMU 7.2 switches copy-on-read on inside the image's own node instead;
+ * the filter does the same copies, and io_image_node looks through it.
+ */
 static struct blk_node *
 add_cor_filter(struct io_state *st, struct blk_node *bs, struct blk_error *err)
 {
-    struct kv *o = kv_new_object();
+    struct kv *o;
     struct blk_node *f;
 
+    if (blk_node_is_read_only(bs)) {
+        blk_error_set(err, -EINVAL, "Can't use copy-on-read on read-only "
+                      "device");
+        blk_node_unref(bs);
+        return NULL;
+    }
+    o = kv_new_object();
     kv_set(o, "driver", kv_new_str("copy-on-read"));
     kv_set(o, "file", kv_new_str(blk_node_get_name(bs)));
     f = blk_node_open(st->graph, o, BLK_OPEN_RDWR, err);
@@ -265,6 +276,19 @@ out_unlink:
     free(path);
 out_unref:
     blk_node_unref(base);
+    return bs;
+}
+
+struct blk_node *
+io_image_node(struct io_state *st)
+{
+    struct blk_node *bs = st->node;
+
+    if (bs != NULL && st->spec != NULL && st->spec->cor && st->be != NULL &&
+        bs == blk_backend_root(st->be) &&
+        strcmp(blk_node_driver(bs)->name, "copy-on-read") == 0) {
+        return blk_node_file(bs);
+    }
     return bs;
 }
 

@@ -230,7 +230,7 @@ main(int argc, char **argv)
         }
         if (st.spec->fmt == NULL && !st.spec->image_opts &&
             strncmp(st.spec->name, "json:", 5) != 0 && !st.spec->snapshot &&
-            !st.spec->cor && strcmp(blk_node_driver(st.node)->name, "raw") == 0) {
+            strcmp(blk_node_driver(io_image_node(&st))->name, "raw") == 0) {
             warn_probed_raw(&st, st.spec->name);
         }
     } else {

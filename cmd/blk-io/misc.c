@@ -284,7 +284,8 @@ format_geometry(struct blk_node *bs, const struct kv *data, int64_t *cluster,
 int
 io_cmd_info(struct io_state *st, int argc, char **argv)
 {
-    const struct blk_driver *drv = blk_node_driver(st->node);
+    struct blk_node *bs = io_image_node(st);
+    const struct blk_driver *drv = blk_node_driver(bs);
     struct blk_error err = BLK_ERROR_INIT;
     char s1[BLK_SIZE_STR_MAX], s2[BLK_SIZE_STR_MAX];
     struct kv *info = kv_new_object();
@@ -293,7 +294,7 @@ io_cmd_info(struct io_state *st, int argc, char **argv)
 
     io_printf(st, "format name: %s\n", drv->name);
     if (drv->get_info != NULL) {
-        ret = drv->get_info(st->node, info, &err);
+        ret = drv->get_info(bs, info, &err);
     } else if (!drv->is_format && strcmp(drv->name, "file") != 0 &&
                strcmp(drv->name, "host_device") != 0) {
         ret = -ENOTSUP;
@@ -302,7 +303,7 @@ io_cmd_info(struct io_state *st, int argc, char **argv)
         kv_free(info);
         return ret;
     }
-    format_geometry(st->node, kv_get(info, "data"), &cluster, &vmstate);
+    format_geometry(bs, kv_get(info, "data"), &cluster, &vmstate);
     io_cvtstr((double)cluster, s1, sizeof(s1));
     io_cvtstr((double)vmstate, s2, sizeof(s2));
     io_printf(st, "cluster size: %s\n", s1);
