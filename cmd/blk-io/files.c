@@ -116,6 +116,27 @@ legacy_sizes(struct kv *tree)
 }
 
 /*
+ * Every "file" child given by filename alone, at any depth (a filter over
+ * a format, a backing file's file), gets the file protocol driver.
+ */
+static void
+default_protocol(struct kv *tree)
+{
+    for (size_t i = 0; i < tree->n; i++) {
+        struct kv *m = tree->vals[i];
+
+        if (m->type != KV_OBJECT) {
+            continue;
+        }
+        if (strcmp(tree->keys[i], "file") == 0 && kv_get(m, "driver") == NULL &&
+            kv_get(m, "filename") != NULL) {
+            kv_set(m, "driver", kv_new_str("file"));
+        }
+        default_protocol(m);
+    }
+}
+
+/*
  * Parse BlockdevOptions as keyval or JSON.  As QEMU's --image-opts and
  * open -o do, a "file" child given by filename alone gets the file
  * protocol driver (QEMU probes the protocol from the name; blk has only
@@ -125,7 +146,7 @@ static struct kv *
 parse_blockdev_opts(const char *s, struct blk_error *err)
 {
     const struct kv_schema_type *t = kv_schema_lookup("BlockdevOptions");
-    struct kv *tree, *file;
+    struct kv *tree;
     bool is_json = false;
 
     tree = kv_parse(s, kv_schema_implied_key(t), NULL, &is_json, err);
@@ -135,11 +156,7 @@ parse_blockdev_opts(const char *s, struct blk_error *err)
     if (!is_json) {
         legacy_sizes(tree);
     }
-    file = kv_get(tree, "file");
-    if (file != NULL && file->type == KV_OBJECT &&
-        kv_get(file, "driver") == NULL && kv_get(file, "filename") != NULL) {
-        kv_set(file, "driver", kv_new_str("file"));
-    }
+    default_protocol(tree);
     if (kv_validate(tree, t, is_json ? KV_MODE_JSON : KV_MODE_KEYVAL,
                     err) < 0) {
         kv_free(tree);

@@ -290,9 +290,16 @@ io_cmd_info(struct io_state *st, int argc, char **argv)
     char s1[BLK_SIZE_STR_MAX], s2[BLK_SIZE_STR_MAX];
     struct kv *info = kv_new_object();
     int64_t cluster, vmstate;
+    bool specific = true;
     int ret = 0;
 
     io_printf(st, "format name: %s\n", drv->name);
+    /* A filter shows its child's geometry, and no format details (QEMU). */
+    while (drv->is_filter && blk_node_file(bs) != NULL) {
+        bs = blk_node_file(bs);
+        drv = blk_node_driver(bs);
+        specific = false;
+    }
     if (drv->get_info != NULL) {
         ret = drv->get_info(bs, info, &err);
     } else if (!drv->is_format && strcmp(drv->name, "file") != 0 &&
@@ -308,7 +315,7 @@ io_cmd_info(struct io_state *st, int argc, char **argv)
     io_cvtstr((double)vmstate, s2, sizeof(s2));
     io_printf(st, "cluster size: %s\n", s1);
     io_printf(st, "vm state offset: %s\n", s2);
-    if (info->n > 0) {
+    if (info->n > 0 && specific) {
         struct kv *data = kv_get(info, "data");
 
         io_printf(st, "Format specific information:\n");
