@@ -18,6 +18,7 @@
 
 struct blk_node;
 struct blk_child;
+struct blk_aio;                 /* an asynchronous request (block/uring.h) */
 
 /* How many requests a driver may see at once on one node (enforced by the core). */
 enum blk_threads {
@@ -146,6 +147,19 @@ struct blk_driver {
     int (*try_pwritev)(struct blk_node *bs, uint64_t off, uint64_t len,
                        struct iovec *iov, int iovcnt, unsigned flags,
                        struct blk_error *err);
+    /*
+     * Optional, loop thread, never blocks: start the same read/write
+     * asynchronously on the loop's io_uring.  Return -EINPROGRESS once a
+     * leaf I/O is queued (blk_aio_fd_rw, or a child's blk_child_aio_*),
+     * -EAGAIN when this request cannot go that way (the core uses the
+     * pool; err clear), or the result (0, -errno) if it finished at once.
+     */
+    int (*aio_preadv)(struct blk_node *bs, uint64_t off, uint64_t len,
+                      struct iovec *iov, int iovcnt, unsigned flags,
+                      struct blk_aio *aio, struct blk_error *err);
+    int (*aio_pwritev)(struct blk_node *bs, uint64_t off, uint64_t len,
+                       struct iovec *iov, int iovcnt, unsigned flags,
+                       struct blk_aio *aio, struct blk_error *err);
     int (*zero)(struct blk_node *bs, uint64_t off, uint64_t len,
                 unsigned flags, struct blk_error *err);
     int (*discard)(struct blk_node *bs, uint64_t off, uint64_t len,
@@ -317,6 +331,27 @@ int blk_child_block_status(struct blk_child *c, uint64_t off, uint64_t len,
 int64_t blk_child_get_length(struct blk_child *c);
 int blk_child_truncate(struct blk_child *c, uint64_t len, bool exact,
                        enum blk_prealloc prealloc, struct blk_error *err);
+/*
+ * The ring path on a child (loop thread, from a driver's aio_* op): the
+ * core's checks, then the child's aio op; the same results as the op.
+ */
+int blk_child_aio_preadv(struct blk_child *c, uint64_t off, uint64_t len,
+                         struct iovec *iov, int iovcnt, unsigned flags,
+                         struct blk_aio *aio, struct blk_error *err);
+int blk_child_aio_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
+                          struct iovec *iov, int iovcnt, unsigned flags,
+                          struct blk_aio *aio, struct blk_error *err);
+/*
+ * The leaf of the ring path, for a protocol driver's aio op: queue a read
+ * (or write) of len bytes of iov at off on fd, with RWF_* rw_flags.
+ * Short transfers are continued; a read that reaches end of file fills
+ * the rest with zeroes; a failure is reported as "reading/writing
+ * '<filename>' failed".  Returns -EINPROGRESS, or -EAGAIN if the ring
+ * cannot take it now.  Loop thread.
+ */
+int blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd,
+                  bool write, uint64_t off, uint64_t len, struct iovec *iov,
+                  int iovcnt, int rw_flags);
 
 /*
  * VM state I/O (block/vmstate.c): on bs, or on the first node down its

@@ -762,6 +762,46 @@ file_try_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
     return try_rw(bs, off, len, iov, iovcnt, true, err);
 }
 
+/*
+ * The ring path: the same transfer on the loop's io_uring, which waits
+ * for the disk (O_DIRECT) or for the page cache (a buffered write the
+ * kernel cannot do at once goes to its own workers) without a thread of
+ * ours.  FUA becomes RWF_DSYNC: this write's data is stable when it
+ * completes, as pwritev + fdatasync makes it on the pool.
+ */
+static int
+aio_rw(struct blk_node *bs, uint64_t off, uint64_t len, struct iovec *iov,
+       int iovcnt, unsigned flags, bool write, struct blk_aio *aio)
+{
+    struct file_state *s = blk_node_state(bs);
+    int rw_flags = 0;
+
+    if (iovcnt > IOV_MAX || (write && !s->fd_rw) || !s->is_reg) {
+        return -EAGAIN;
+    }
+    if (write && (flags & BLK_REQ_FUA)) {
+        rw_flags = RWF_DSYNC;
+    }
+    return blk_aio_fd_rw(aio, bs, s->fd, write, off, len, iov, iovcnt,
+                         rw_flags);
+}
+
+static int
+file_aio_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                struct iovec *iov, int iovcnt, unsigned flags,
+                struct blk_aio *aio, struct blk_error *err)
+{
+    return aio_rw(bs, off, len, iov, iovcnt, flags, false, aio);
+}
+
+static int
+file_aio_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                 struct iovec *iov, int iovcnt, unsigned flags,
+                 struct blk_aio *aio, struct blk_error *err)
+{
+    return aio_rw(bs, off, len, iov, iovcnt, flags, true, aio);
+}
+
 static int
 file_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
             struct iovec *iov, int iovcnt, unsigned flags,
@@ -1326,6 +1366,8 @@ const struct blk_driver blk_driver_file = {
     .set_perm = file_set_perm,
     .try_preadv = file_try_preadv,
     .try_pwritev = file_try_pwritev,
+    .aio_preadv = file_aio_preadv,
+    .aio_pwritev = file_aio_pwritev,
 };
 
 const struct blk_driver blk_driver_host_device = {
@@ -1349,4 +1391,6 @@ const struct blk_driver blk_driver_host_device = {
     .set_perm = file_set_perm,
     .try_preadv = file_try_preadv,
     .try_pwritev = file_try_pwritev,
+    .aio_preadv = file_aio_preadv,
+    .aio_pwritev = file_aio_pwritev,
 };

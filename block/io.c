@@ -15,6 +15,7 @@
 
 #include "block/bitmap.h"
 #include "block/node-int.h"
+#include "block/uring.h"
 #include "util/xalloc.h"
 
 #define ZERO_CHUNK (1024 * 1024)    /* bytes per write when emulating zero */
@@ -678,21 +679,30 @@ track_begin_alone(struct blk_node *bs, enum blk_op op, uint64_t off,
  * memory aligned, no detect-zeroes rewrite, no overlap with anything in
  * flight, and a driver that offers a try op (a SERIAL driver only if its
  * lock is free).  A track is held meanwhile, so a worker's nested request
- * that overlaps waits for us.
+ * that overlaps waits for us.  With aio, the driver's aio op instead
+ * (PARALLEL drivers only); when it starts the I/O, the track stays with
+ * aio until the completion (blk_io_aio_finish).
  */
-int
-blk_io_try(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
-           struct iovec *iov, int iovcnt, unsigned flags, bool top,
-           struct blk_error *err)
+static int
+io_fast(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
+        struct iovec *iov, int iovcnt, unsigned flags, bool top,
+        struct blk_aio *aio, struct blk_error *err)
 {
     const struct blk_driver *drv = bs->drv;
     uint64_t a = bs->limits.request_alignment;
     struct blk_track *t;
     bool serial = drv->threads == BLK_THREADS_SERIAL;
+    bool has_op;
     int r;
 
-    if ((op == BLK_OP_READ ? drv->try_preadv : drv->try_pwritev) == NULL ||
-        (op != BLK_OP_READ && op != BLK_OP_WRITE) || len == 0 ||
+    if (aio != NULL) {
+        has_op = (op == BLK_OP_READ ? drv->aio_preadv : drv->aio_pwritev) !=
+                 NULL && !serial && aio->nlv < BLK_AIO_LEVELS;
+    } else {
+        has_op = (op == BLK_OP_READ ? drv->try_preadv : drv->try_pwritev) !=
+                 NULL;
+    }
+    if (!has_op || (op != BLK_OP_READ && op != BLK_OP_WRITE) || len == 0 ||
         ((off | len) & (a - 1)) != 0 ||
         (bs->limits.max_transfer != 0 && len > bs->limits.max_transfer) ||
         !iov_mem_aligned(iov, iovcnt, bs->limits.min_mem_alignment) ||
@@ -713,21 +723,76 @@ blk_io_try(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
         }
         return -EAGAIN;
     }
-    r = op == BLK_OP_READ ? drv->try_preadv(bs, off, len, iov, iovcnt, flags, err)
-                          : drv->try_pwritev(bs, off, len, iov, iovcnt, flags,
-                                             err);
+    if (aio != NULL) {
+        r = op == BLK_OP_READ
+                ? drv->aio_preadv(bs, off, len, iov, iovcnt, flags, aio, err)
+                : drv->aio_pwritev(bs, off, len, iov, iovcnt, flags, aio, err);
+        if (r == -EINPROGRESS) {
+            /* Room was checked above; the levels below push first. */
+            if (!blk_aio_push(aio, bs, t, op, off, len)) {
+                abort();
+            }
+            return r;
+        }
+    } else {
+        r = op == BLK_OP_READ
+                ? drv->try_preadv(bs, off, len, iov, iovcnt, flags, err)
+                : drv->try_pwritev(bs, off, len, iov, iovcnt, flags, err);
+    }
     if (r > 0) {
         r = 0;
     }
+    blk_io_aio_finish(bs, t, op, off, len, r);
+    if (serial) {
+        pthread_mutex_unlock(&bs->serial_lock);
+    }
+    return r;
+}
+
+int
+blk_io_try(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
+           struct iovec *iov, int iovcnt, unsigned flags, bool top,
+           struct blk_error *err)
+{
+    return io_fast(bs, op, off, len, iov, iovcnt, flags, top, NULL, err);
+}
+
+int
+blk_io_aio(struct blk_node *bs, int op, uint64_t off, uint64_t len,
+           struct iovec *iov, int iovcnt, unsigned flags, bool top,
+           struct blk_aio *aio, struct blk_error *err)
+{
+    return io_fast(bs, (enum blk_op)op, off, len, iov, iovcnt, flags, top,
+                   aio, err);
+}
+
+void
+blk_io_aio_finish(struct blk_node *bs, struct blk_track *t, int op,
+                  uint64_t off, uint64_t len, int r)
+{
     if (r == 0 && op == BLK_OP_WRITE) {
         blk_bitmaps_mark(bs, off, len);
         length_grew(bs, off + len);
     }
     blk_track_end(bs, t);
-    if (serial) {
-        pthread_mutex_unlock(&bs->serial_lock);
-    }
-    return r;
+}
+
+int
+blk_child_aio_preadv(struct blk_child *c, uint64_t off, uint64_t len,
+                     struct iovec *iov, int iovcnt, unsigned flags,
+                     struct blk_aio *aio, struct blk_error *err)
+{
+    return io_fast(c->child, BLK_OP_READ, off, len, iov, iovcnt, flags, false,
+                   aio, err);
+}
+
+int
+blk_child_aio_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
+                      struct iovec *iov, int iovcnt, unsigned flags,
+                      struct blk_aio *aio, struct blk_error *err)
+{
+    return io_fast(c->child, BLK_OP_WRITE, off, len, iov, iovcnt, flags,
+                   false, aio, err);
 }
 
 int

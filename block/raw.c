@@ -146,6 +146,31 @@ raw_try_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
                                              flags, err);
 }
 
+/* The ring path: the same window, the child's aio op. */
+static int
+raw_aio_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+               struct iovec *iov, int iovcnt, unsigned flags,
+               struct blk_aio *aio, struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int r = adjust(s, &off, len, false, err);
+
+    return r < 0 ? r : blk_child_aio_preadv(s->file, off, len, iov, iovcnt,
+                                            flags, aio, err);
+}
+
+static int
+raw_aio_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                struct iovec *iov, int iovcnt, unsigned flags,
+                struct blk_aio *aio, struct blk_error *err)
+{
+    struct raw_state *s = blk_node_state(bs);
+    int r = adjust(s, &off, len, true, err);
+
+    return r < 0 ? r : blk_child_aio_pwritev(s->file, off, len, iov, iovcnt,
+                                             flags, aio, err);
+}
+
 static int
 raw_zero(struct blk_node *bs, uint64_t off, uint64_t len, unsigned flags,
          struct blk_error *err)
@@ -272,6 +297,8 @@ const struct blk_driver blk_driver_raw = {
     .pwritev = raw_pwritev,
     .try_preadv = raw_try_preadv,
     .try_pwritev = raw_try_pwritev,
+    .aio_preadv = raw_aio_preadv,
+    .aio_pwritev = raw_aio_pwritev,
     .zero = raw_zero,
     .discard = raw_discard,
     .block_status = raw_block_status,

@@ -8,8 +8,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "block/node-int.h"
+#include "block/uring.h"
+#include "util/iov.h"
 #include "util/xalloc.h"
 
 static uv_loop_t *the_loop;
@@ -231,6 +234,202 @@ try_fast(struct blk_node *bs, struct blk_req *req)
     return false;
 }
 
+/* ---- the ring path ----------------------------------------------------------- */
+
+/*
+ * A request whose whole chain has an aio op goes to the loop's io_uring:
+ * no thread hop on the way out or back.  Every node it passes keeps its
+ * track until the completion, so overlapping requests that come later
+ * (which take the pool) still wait for it, in submission order.
+ */
+static struct blk_aio *aio_free_list;
+
+static struct blk_aio *
+aio_get(struct blk_req *req)
+{
+    struct blk_aio *aio = aio_free_list;
+
+    if (aio != NULL) {
+        aio_free_list = aio->next_free;
+    } else {
+        aio = xmalloc(sizeof(*aio));
+    }
+    memset(aio, 0, sizeof(*aio));
+    aio->req = req;
+    aio->fd = -1;
+    return aio;
+}
+
+static void
+aio_put(struct blk_aio *aio)
+{
+    free(aio->rest);
+    aio->rest = NULL;
+    aio->next_free = aio_free_list;
+    aio_free_list = aio;
+}
+
+bool
+blk_aio_push(struct blk_aio *aio, struct blk_node *bs, struct blk_track *t,
+             int op, uint64_t off, uint64_t len)
+{
+    if (aio->nlv >= BLK_AIO_LEVELS) {
+        return false;
+    }
+    aio->lv[aio->nlv].bs = bs;
+    aio->lv[aio->nlv].t = t;
+    aio->lv[aio->nlv].op = op;
+    aio->lv[aio->nlv].off = off;
+    aio->lv[aio->nlv].len = len;
+    aio->nlv++;
+    return true;
+}
+
+/* The leaf finished with r: every level from the leaf up, then the callback. */
+static void
+aio_end(struct blk_aio *aio, int r)
+{
+    struct blk_req *req = aio->req;
+    int i;
+
+    for (i = 0; i < aio->nlv; i++) {
+        blk_io_aio_finish(aio->lv[i].bs, aio->lv[i].t, aio->lv[i].op,
+                          aio->lv[i].off, aio->lv[i].len, r);
+    }
+    req->ret = r;
+    aio_put(aio);
+    /* Reaped outside any submit call, but the queue keeps one order. */
+    defer_completion(req);
+}
+
+static int
+leaf_queue(struct blk_aio *aio, int rw_flags)
+{
+    struct iovec *iov = aio->iov;
+    int cnt = aio->iovcnt;
+
+    if (aio->done > 0) {
+        if (aio->rest == NULL) {
+            aio->rest = xcalloc((size_t)aio->iovcnt, sizeof(*aio->rest));
+        }
+        cnt = iov_slice(aio->iov, aio->iovcnt, aio->done,
+                        aio->len - aio->done, aio->rest, aio->iovcnt);
+        iov = aio->rest;
+    }
+    return blk_uring_rw(&aio->op, aio->fd, aio->write, iov, cnt,
+                        aio->off + aio->done, rw_flags);
+}
+
+static bool
+leaf_at_eof(struct blk_aio *aio)
+{
+    struct stat st;
+
+    return fstat(aio->fd, &st) == 0 &&
+           aio->off + aio->done >= (uint64_t)st.st_size;
+}
+
+static void
+leaf_cb(struct blk_uring_op *op, int res)
+{
+    struct blk_aio *aio = container_of(op, struct blk_aio, op);
+    struct blk_req *req = aio->req;
+    int r;
+
+    if (res == -EINTR || res == -EAGAIN) {
+        res = 0;                /* nothing moved: go again below */
+        goto again;
+    }
+    if (res < 0) {
+        blk_error_setsys(&req->err, res, "%s '%s' failed",
+                         aio->write ? "writing" : "reading",
+                         blk_node_get_filename(aio->leaf));
+        aio_end(aio, res);
+        return;
+    }
+    if (res == 0) {
+        if (aio->write) {
+            r = blk_error_setsys(&req->err, -ENOSPC, "writing '%s' failed",
+                                 blk_node_get_filename(aio->leaf));
+            aio_end(aio, r);
+            return;
+        }
+        /* End of file: the rest reads as zeroes, as on the pool. */
+        iov_memset(aio->iov, aio->iovcnt, aio->done, 0, aio->len - aio->done);
+        aio_end(aio, 0);
+        return;
+    }
+    aio->done += (uint64_t)res;
+    if (aio->done >= aio->len) {
+        aio_end(aio, 0);
+        return;
+    }
+    if (!aio->write && leaf_at_eof(aio)) {
+        /* O_DIRECT stops mid-block at end of file. */
+        iov_memset(aio->iov, aio->iovcnt, aio->done, 0, aio->len - aio->done);
+        aio_end(aio, 0);
+        return;
+    }
+again:
+    r = leaf_queue(aio, 0);
+    if (r < 0) {
+        r = blk_error_set(&req->err, -EIO, "%s '%s' failed: the loop's "
+                          "io_uring is full", aio->write ? "writing"
+                                                         : "reading",
+                          blk_node_get_filename(aio->leaf));
+        aio_end(aio, r);
+    }
+}
+
+int
+blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd, bool write,
+              uint64_t off, uint64_t len, struct iovec *iov, int iovcnt,
+              int rw_flags)
+{
+    int r;
+
+    aio->op.cb = leaf_cb;
+    aio->leaf = bs;
+    aio->fd = fd;
+    aio->write = write;
+    aio->off = off;
+    aio->len = len;
+    aio->done = 0;
+    aio->iov = iov;
+    aio->iovcnt = iovcnt;
+    r = leaf_queue(aio, rw_flags);
+    return r < 0 ? r : -EINPROGRESS;
+}
+
+/*
+ * Start req on the ring if its chain allows; true if it is started or
+ * already finished (then its completion is deferred), false for the pool.
+ */
+static bool
+try_aio(struct blk_node *bs, struct blk_req *req)
+{
+    struct blk_aio *aio;
+    int r;
+
+    if (!blk_uring_ready()) {
+        return false;
+    }
+    aio = aio_get(req);
+    r = blk_io_aio(bs, req->op, req->offset, req->length, req->iov,
+                   req->iovcnt, req->flags, true, aio, &req->err);
+    if (r == -EINPROGRESS) {
+        return true;
+    }
+    aio_put(aio);
+    if (r == -EAGAIN) {
+        blk_error_clear(&req->err);
+        return false;
+    }
+    req->ret = r;
+    defer_completion(req);
+    return true;
+}
+
 /*
  * Hand a request to the pool.  Its track is registered here, on the loop,
  * so that overlapping requests keep their submission order.
@@ -244,6 +443,9 @@ dispatch(struct blk_node *bs, struct blk_req *req)
     if (req->ret == 0 && (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE)) {
         if (try_fast(bs, req)) {
             defer_completion(req);
+            return;
+        }
+        if (try_aio(bs, req)) {
             return;
         }
     }

@@ -784,6 +784,17 @@ int qcow2_bitmaps_set_in_use(struct qcow2 *q, struct blk_error *err);
 int qcow2_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
                      struct iovec *iov, int iovcnt, unsigned flags,
                      struct blk_error *err);
+/*
+ * The vtable aio ops (loop thread, block/uring.h): the same lookup, then
+ * one read or write of the data file on the loop's io_uring; writes only
+ * into clusters writable in place.  -EAGAIN sends a request to the pool.
+ */
+int qcow2_aio_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                     struct iovec *iov, int iovcnt, unsigned flags,
+                     struct blk_aio *aio, struct blk_error *err);
+int qcow2_aio_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                      struct iovec *iov, int iovcnt, unsigned flags,
+                      struct blk_aio *aio, struct blk_error *err);
 
 /* ---- reopen.c: the vtable reopen ops ---------------------------------------- */
 int qcow2_reopen_prepare(struct blk_node *bs, const struct kv *opts,

@@ -2,7 +2,9 @@
  * rw.c - the qcow2 guest I/O path: reads (q->lock only for the lookup),
  * writes (allocating ones under the lock, data of clusters already owned
  * without it), compressed writes, write-zeroes split at the subcluster as
- * QEMU's generic layer does, and discard.  Called on worker threads.
+ * QEMU's generic layer does, and discard.  Called on worker threads,
+ * except the loop's fast paths (qcow2_try_preadv, qcow2_aio_*), which
+ * never wait for q->lock or a table.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -209,29 +211,14 @@ qcow2_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
     return read_range(qcow2_state(bs), off, len, iov, iovcnt, false, err);
 }
 
-int
-qcow2_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
-                 struct iovec *iov, int iovcnt, unsigned flags,
-                 struct blk_error *err)
+/*
+ * A read mapped to type t that needs no I/O (zeroes) completes here (0);
+ * -EINPROGRESS means data to read from the data file; -EAGAIN otherwise.
+ */
+static int
+read_mapped_at_once(struct qcow2 *q, enum qcow2_subcluster_type t,
+                    uint64_t len, struct iovec *iov, int iovcnt)
 {
-    struct qcow2 *q = qcow2_state(bs);
-    enum qcow2_subcluster_type t;
-    uint64_t n = len, host;
-    int r;
-
-    if (pthread_mutex_trylock(&q->lock) != 0) {
-        return -EAGAIN;
-    }
-    q->no_io = true;
-    r = qcow2_get_host_offset(q, off, &n, &host, &t, err);
-    q->no_io = false;
-    pthread_mutex_unlock(&q->lock);
-    if (r < 0) {
-        return r;
-    }
-    if (n < len) {
-        return -EAGAIN;         /* several mappings: the pool walks them */
-    }
     switch (t) {
     case QCOW2_SC_ZERO_PLAIN:
     case QCOW2_SC_ZERO_ALLOC:
@@ -245,11 +232,152 @@ qcow2_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
         iov_zero(iov, iovcnt, 0, len);
         return 0;
     case QCOW2_SC_NORMAL:
-        return blk_child_try_preadv(q->data_file, host, len, iov, iovcnt, 0,
-                                    err);
+        return -EINPROGRESS;
     default:
         return -EAGAIN;
     }
+}
+
+/* See map_on_loop; caller holds q->lock with q->no_io set. */
+static int
+writable_in_place(struct qcow2 *q, uint64_t off, uint64_t len, uint64_t host,
+                  enum qcow2_subcluster_type t, struct blk_error *err)
+{
+    uint64_t i, c, clusters;
+    void *slice;
+    bool ok = true;
+    int r;
+
+    if (t != QCOW2_SC_NORMAL || q->corrupt ||
+        (q->lazy_refcounts && q->version >= 3 && !q->read_only &&
+         !(q->h.incompatible_features & QCOW2_INCOMPAT_DIRTY)) ||
+        !(q->l1[qcow2_l1_index(q, off)] & QCOW2_OFLAG_COPIED)) {
+        return -EAGAIN;
+    }
+    if (q->data_file == q->file &&
+        ((q->overlap_check & QCOW2_OL_INACTIVE_L2) ||
+         qcow2_check_metadata_overlap(q, 0, host, len) != 0)) {
+        return -EAGAIN;         /* the pool checks (and reports) it */
+    }
+    r = qcow2_get_l2_slice(q, off, false, &slice, &i, err);
+    if (r < 0 || slice == NULL) {
+        return -EAGAIN;
+    }
+    /* One mapping lies inside one L2 slice (qcow2_get_host_offset). */
+    clusters = qcow2_size_to_clusters(q, qcow2_offset_into_cluster(q, off) +
+                                             len);
+    for (c = 0; c < clusters && ok; c++) {
+        ok = (qcow2_l2_get(q, slice, i + c) & QCOW2_OFLAG_COPIED) != 0;
+    }
+    qcow2_cache_put(q->l2_cache, &slice);
+    return ok ? 0 : -EAGAIN;
+}
+
+/*
+ * The loop's lookup: [off, off+len) must be one mapping, found in the
+ * cached L2 slice under a free q->lock (never waiting for the lock or
+ * for a table).  For a write, that mapping must also be writable in
+ * place: a plain data cluster this image owns alone (OFLAG_COPIED in the
+ * L1 and L2 entries, as qcow2_prepare_write's in-place case), on an image
+ * not marked corrupt and already marked dirty if it uses lazy refcounts,
+ * not overlapping metadata.  Then no metadata changes, which is why the
+ * pool path may write such data without q->lock too.  -EAGAIN otherwise.
+ */
+static int
+map_on_loop(struct qcow2 *q, uint64_t off, uint64_t len, bool write,
+            uint64_t *host, enum qcow2_subcluster_type *t,
+            struct blk_error *err)
+{
+    uint64_t n = len;
+    int r;
+
+    if (pthread_mutex_trylock(&q->lock) != 0) {
+        return -EAGAIN;
+    }
+    q->no_io = true;
+    r = qcow2_get_host_offset(q, off, &n, host, t, err);
+    if (r == 0 && n < len) {
+        r = -EAGAIN;            /* several mappings: the pool walks them */
+    }
+    if (r == 0 && write) {
+        r = writable_in_place(q, off, len, *host, *t, err);
+    }
+    q->no_io = false;
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+int
+qcow2_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                 struct iovec *iov, int iovcnt, unsigned flags,
+                 struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    enum qcow2_subcluster_type t;
+    uint64_t host;
+    int r = map_on_loop(q, off, len, false, &host, &t, err);
+
+    if (r < 0) {
+        return r;
+    }
+    r = read_mapped_at_once(q, t, len, iov, iovcnt);
+    if (r != -EINPROGRESS) {
+        return r;
+    }
+    return blk_child_try_preadv(q->data_file, host, len, iov, iovcnt, 0, err);
+}
+
+/*
+ * The ring path for reads: zeroes at once, data clusters as one read of
+ * the data file on the loop's io_uring.
+ */
+int
+qcow2_aio_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
+                 struct iovec *iov, int iovcnt, unsigned flags,
+                 struct blk_aio *aio, struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    enum qcow2_subcluster_type t;
+    uint64_t host;
+    int r = map_on_loop(q, off, len, false, &host, &t, err);
+
+    if (r < 0) {
+        return r;
+    }
+    r = read_mapped_at_once(q, t, len, iov, iovcnt);
+    if (r != -EINPROGRESS) {
+        return r;
+    }
+    return blk_child_aio_preadv(q->data_file, host, len, iov, iovcnt, 0, aio,
+                                err);
+}
+
+/*
+ * The ring path for writes into clusters writable in place (see
+ * map_on_loop): one write of the data file on the loop's io_uring.  The
+ * core's track on this node keeps overlapping guest requests out until it
+ * completes, exactly as while the pool path writes without q->lock.
+ * Allocating writes, COW, FUA (a metadata flush) go to the pool.
+ */
+int
+qcow2_aio_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
+                  struct iovec *iov, int iovcnt, unsigned flags,
+                  struct blk_aio *aio, struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    enum qcow2_subcluster_type t;
+    uint64_t host;
+    int r;
+
+    if (flags & (BLK_REQ_FUA | BLK_REQ_COMPRESSED)) {
+        return -EAGAIN;
+    }
+    r = map_on_loop(q, off, len, true, &host, &t, err);
+    if (r < 0) {
+        return r;
+    }
+    return blk_child_aio_pwritev(q->data_file, host, len, iov, iovcnt, 0, aio,
+                                 err);
 }
 
 /* ---- writes ---------------------------------------------------------------- */
