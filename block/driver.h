@@ -319,18 +319,6 @@ int blk_child_try_preadv(struct blk_child *c, uint64_t off, uint64_t len,
 int blk_child_try_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
                           struct iovec *iov, int iovcnt, unsigned flags,
                           struct blk_error *err);
-int blk_child_pwrite(struct blk_child *c, uint64_t off, const void *buf,
-                     size_t len, unsigned flags, struct blk_error *err);
-int blk_child_zero(struct blk_child *c, uint64_t off, uint64_t len,
-                   unsigned flags, struct blk_error *err);
-int blk_child_discard(struct blk_child *c, uint64_t off, uint64_t len,
-                      struct blk_error *err);
-int blk_child_flush(struct blk_child *c, struct blk_error *err);
-int blk_child_block_status(struct blk_child *c, uint64_t off, uint64_t len,
-                           struct blk_status *st, struct blk_error *err);
-int64_t blk_child_get_length(struct blk_child *c);
-int blk_child_truncate(struct blk_child *c, uint64_t len, bool exact,
-                       enum blk_prealloc prealloc, struct blk_error *err);
 /*
  * The ring path on a child (loop thread, from a driver's aio_* op): the
  * core's checks, then the child's aio op; the same results as the op.
@@ -346,12 +334,26 @@ int blk_child_aio_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
  * (or write) of len bytes of iov at off on fd, with RWF_* rw_flags.
  * Short transfers are continued; a read that reaches end of file fills
  * the rest with zeroes; a failure is reported as "reading/writing
- * '<filename>' failed".  Returns -EINPROGRESS, or -EAGAIN if the ring
+ * '<filename>' failed".  direct says fd is O_DIRECT (the transfer waits
+ * for the device): the loop then polls for the completion for a while
+ * rather than sleeping.  Returns -EINPROGRESS, or -EAGAIN if the ring
  * cannot take it now.  Loop thread.
  */
 int blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd,
-                  bool write, uint64_t off, uint64_t len, struct iovec *iov,
-                  int iovcnt, int rw_flags);
+                  bool write, bool direct, uint64_t off, uint64_t len,
+                  struct iovec *iov, int iovcnt, int rw_flags);
+int blk_child_pwrite(struct blk_child *c, uint64_t off, const void *buf,
+                     size_t len, unsigned flags, struct blk_error *err);
+int blk_child_zero(struct blk_child *c, uint64_t off, uint64_t len,
+                   unsigned flags, struct blk_error *err);
+int blk_child_discard(struct blk_child *c, uint64_t off, uint64_t len,
+                      struct blk_error *err);
+int blk_child_flush(struct blk_child *c, struct blk_error *err);
+int blk_child_block_status(struct blk_child *c, uint64_t off, uint64_t len,
+                           struct blk_status *st, struct blk_error *err);
+int64_t blk_child_get_length(struct blk_child *c);
+int blk_child_truncate(struct blk_child *c, uint64_t len, bool exact,
+                       enum blk_prealloc prealloc, struct blk_error *err);
 
 /*
  * VM state I/O (block/vmstate.c): on bs, or on the first node down its

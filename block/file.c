@@ -782,8 +782,9 @@ aio_rw(struct blk_node *bs, uint64_t off, uint64_t len, struct iovec *iov,
     if (write && (flags & BLK_REQ_FUA)) {
         rw_flags = RWF_DSYNC;
     }
-    return blk_aio_fd_rw(aio, bs, s->fd, write, off, len, iov, iovcnt,
-                         rw_flags);
+    return blk_aio_fd_rw(aio, bs, s->fd, write,
+                         (s->base_flags & O_DIRECT) != 0, off, len, iov,
+                         iovcnt, rw_flags);
 }
 
 static int

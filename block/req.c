@@ -111,11 +111,18 @@ complete(struct blk_req *req)
  * pool, the loop does not sleep in epoll for up to POLL_NS after the last
  * hand-off or completion, so a completion is seen without waking the
  * loop thread.  Past that, the loop sleeps as usual; with nothing on the
- * pool the idle handle is stopped and costs nothing.
+ * pool the idle handle is stopped and costs nothing.  O_DIRECT requests
+ * on the ring wait for the device (50-100 us here), so while one is in
+ * flight the window is DIRECT_POLL_NS: waking a sleeping vCPU costs more
+ * than the poll (measured: 4 KiB O_DIRECT writes at depth 1, 11k -> 14k
+ * requests/s).  Buffered writes on the ring are not polled for: the
+ * kernel worker doing them needs the other core.
  */
 #define POLL_NS 50000
+#define DIRECT_POLL_NS 200000
 
 static unsigned pool_inflight;
+static unsigned direct_inflight;        /* O_DIRECT requests on the ring */
 static uint64_t poll_since;
 static uv_idle_t poll_idle;
 static bool poll_idle_init;
@@ -123,7 +130,9 @@ static bool poll_idle_init;
 static void
 poll_idle_cb(uv_idle_t *h)
 {
-    if (pool_inflight == 0 || uv_hrtime() - poll_since > POLL_NS) {
+    if ((pool_inflight == 0 && direct_inflight == 0) ||
+        uv_hrtime() - poll_since > (direct_inflight > 0 ? DIRECT_POLL_NS
+                                                         : POLL_NS)) {
         uv_idle_stop(h);
     }
 }
@@ -298,6 +307,12 @@ aio_end(struct blk_aio *aio, int r)
     }
     req->ret = r;
     aio_put(aio);
+    if (aio->direct) {
+        direct_inflight--;
+        if (direct_inflight > 0) {
+            poll_kick();
+        }
+    }
     /* Reaped outside any submit call, but the queue keeps one order. */
     defer_completion(req);
 }
@@ -383,8 +398,8 @@ again:
 
 int
 blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd, bool write,
-              uint64_t off, uint64_t len, struct iovec *iov, int iovcnt,
-              int rw_flags)
+              bool direct, uint64_t off, uint64_t len, struct iovec *iov,
+              int iovcnt, int rw_flags)
 {
     int r;
 
@@ -392,6 +407,7 @@ blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd, bool write,
     aio->leaf = bs;
     aio->fd = fd;
     aio->write = write;
+    aio->direct = direct;
     aio->off = off;
     aio->len = len;
     aio->done = 0;
@@ -418,6 +434,10 @@ try_aio(struct blk_node *bs, struct blk_req *req)
     r = blk_io_aio(bs, req->op, req->offset, req->length, req->iov,
                    req->iovcnt, req->flags, true, aio, &req->err);
     if (r == -EINPROGRESS) {
+        if (aio->direct) {
+            direct_inflight++;
+            poll_kick();
+        }
         return true;
     }
     aio_put(aio);

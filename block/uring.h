@@ -84,6 +84,7 @@ struct blk_aio {
     struct blk_node *leaf;
     int fd;
     bool write;
+    bool direct;                /* O_DIRECT: the loop polls for it a while */
     uint64_t off, len, done;    /* bytes; done so far */
     struct iovec *iov;          /* borrowed from the request */
     int iovcnt;
