@@ -192,6 +192,18 @@ struct blk_driver {
                          struct blk_error *err);
     int (*snapshot_delete)(struct blk_node *bs, const char *name,
                            struct blk_error *err);
+    /*
+     * Read-only node: make the snapshot matching id and name (NULL
+     * matches any; one must be given) the active state until close,
+     * writing nothing (qemu-img convert -l).  -ENOENT when none matches.
+     */
+    int (*snapshot_load_tmp)(struct blk_node *bs, const char *id,
+                             const char *name, struct blk_error *err);
+    /*
+     * Read-write node: drop everything allocated in this layer, so reads
+     * fall through to the backing file (qemu-img commit empties the top).
+     */
+    int (*make_empty)(struct blk_node *bs, struct blk_error *err);
 
     /*
      * The VM state area (qemu-io read -b / write -b): len bytes at byte

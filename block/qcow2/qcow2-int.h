@@ -855,6 +855,20 @@ int qcow2_snapshot_goto(struct blk_node *bs, const char *name,
                         struct blk_error *err);
 int qcow2_snapshot_delete(struct blk_node *bs, const char *name,
                           struct blk_error *err);
+/*
+ * The vtable snapshot_load_tmp op: on a read-only node, the snapshot
+ * matching id and name (NULL matches any) becomes the active L1 table
+ * until close; nothing is written.  -ENOENT "Can't find snapshot".
+ */
+int qcow2_snapshot_load_tmp(struct blk_node *bs, const char *id,
+                            const char *name, struct blk_error *err);
+
+/*
+ * empty.c, the vtable make_empty op (QEMU 7.2's two ways: rewrite an
+ * image without snapshots, bitmaps or data file to its empty state, or
+ * discard every guest cluster in full).  Read-write node; takes q->lock.
+ */
+int qcow2_make_empty(struct blk_node *bs, struct blk_error *err);
 
 /*
  * The vtable amend op: opts holds BlockdevCreateOptionsQcow2 member names

@@ -711,7 +711,9 @@ qcow2_free_any_cluster(struct qcow2 *q, uint64_t l2_entry, uint64_t n,
 
     if (q->data_file != q->file) {
         host = l2_entry & QCOW2_L2E_OFFSET_MASK;
-        if (q->discard_passthrough[type] && host != 0 &&
+        /* Guest cluster 0 may sit at offset 0 of the data file. */
+        if (q->discard_passthrough[type] &&
+            (host != 0 || (l2_entry & QCOW2_OFLAG_COPIED)) &&
             !(l2_entry & QCOW2_OFLAG_COMPRESSED)) {
             struct blk_error ignored = BLK_ERROR_INIT;
 

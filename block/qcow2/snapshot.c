@@ -2,7 +2,8 @@
  * snapshot.c - qcow2 internal snapshots: the snapshot table (read at
  * open, rewritten on change), and list/create/apply/delete with QEMU
  * 7.2's refcount and OFLAG_COPIED bookkeeping, so snapshots made here
- * work in qemu-img and vice versa.  Spec: "Snapshots".
+ * work in qemu-img and vice versa; and loading one read-only for the
+ * time the image is open (convert -l).  Spec: "Snapshots".
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -825,6 +826,71 @@ qcow2_snapshot_delete(struct blk_node *bs, const char *name,
 
     pthread_mutex_lock(&q->lock);
     r = delete_locked(q, name, err);
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+/* QEMU's find_snapshot_by_id_and_name: both given must match. */
+static int
+find_by_id_and_name(const struct qcow2 *q, const char *id, const char *name)
+{
+    for (uint32_t i = 0; i < q->nb_snapshots; i++) {
+        if ((id == NULL || strcmp(q->snapshots[i].id_str, id) == 0) &&
+            (name == NULL || strcmp(q->snapshots[i].name, name) == 0)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int
+qcow2_snapshot_load_tmp(struct blk_node *bs, const char *id, const char *name,
+                        struct blk_error *err)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    struct qcow2_snapshot *sn;
+    uint64_t bytes, *l1;
+    int i, r;
+
+    pthread_mutex_lock(&q->lock);
+    i = id == NULL && name == NULL ? -1 : find_by_id_and_name(q, id, name);
+    if (i < 0) {
+        r = blk_error_set(err, -ENOENT, "Can't find snapshot");
+        goto out_unlock;
+    }
+    if (!q->read_only) {
+        r = blk_error_set(err, -EINVAL, "Device is not readonly");
+        goto out_unlock;
+    }
+    sn = &q->snapshots[i];
+    r = validate_sn_l1(q, sn, err);
+    if (r < 0) {
+        goto out_unlock;
+    }
+    bytes = (uint64_t)sn->l1_size * 8;
+    l1 = blk_try_zalloc(bytes ? bytes : 8);
+    if (l1 == NULL) {
+        r = blk_error_set(err, -ENOMEM, "Cannot allocate memory");
+        goto out_unlock;
+    }
+    r = bytes ? blk_child_pread(q->file, sn->l1_table_offset, l1, bytes, err)
+              : 0;
+    if (r < 0) {
+        free(l1);
+        blk_error_clear(err);
+        r = blk_error_set(err, r, "Failed to read l1 table for snapshot");
+        goto out_unlock;
+    }
+    for (uint32_t k = 0; k < sn->l1_size; k++) {
+        l1[k] = qcow2_be64((const uint8_t *)&l1[k]);
+    }
+    /* The image size stays the active one, as in QEMU. */
+    free(q->l1);
+    q->l1 = l1;
+    q->l1_size = sn->l1_size;
+    q->l1_offset = sn->l1_table_offset;
+
+out_unlock:
     pthread_mutex_unlock(&q->lock);
     return r;
 }

@@ -3,14 +3,14 @@
  * (the top image and the intermediate layers) into the base, then empty
  * the top unless -d or -b, with qemu-img 7.2's options and messages.
  *
- * blk has no reopen yet, so the chain is opened twice: once read-only to
- * learn its files, then bottom-up with the base read-write and every
- * layer above it naming the node below as its "backing" (so reads go
- * through the chain and the single read-write open holds the base's
- * write lock).  Emptying the top re-creates it with the same header
- * options and backing file, as QEMU's fast make_empty path does; a top
- * with internal snapshots, bitmaps or an external data file is left
- * as it is (its data is in the base too, so reads are unchanged).
+ * The chain is opened once, read-only; the base is then reopened
+ * read-write in place (blk_node_reopen), and so is the top when it will
+ * be emptied, before anything is written, so a top another process uses
+ * fails up front as in qemu-img (which opens it read-write).  The top is
+ * emptied by its driver's make_empty op (qcow2: block/qcow2/empty.c, QEMU
+ * 7.2's two ways); a driver without one keeps its data, silently, as
+ * qemu-img ignores ENOTSUP there.  The top's header is never rewritten:
+ * with -b the layers between top and base are left stale, as in qemu-img.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,29 +21,18 @@
 #include "cmd/blk-img/blk-img.h"
 #include "cmd/blk-img/convert-int.h"
 #include "cmd/blk-img/img-common.h"
-#include "keyval/schema.h"
 #include "util/size.h"
 #include "util/xalloc.h"
 
 enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_PROGRESS };
-
-#define MAX_LAYERS 256
-
-struct layer {
-    char *filename;             /* the image file (resolved path) */
-    char *fmt;                  /* its driver */
-};
 
 struct commit {
     const char *filename, *fmt, *base, *cache;
     bool drop, progress, quiet, image_opts;
     enum blk_progress_mode progress_mode;   /* with -p or --progress */
     uint64_t rate;
-    struct layer layers[MAX_LAYERS];
-    int nlayers, base_index;
-    struct blk_node *top, *base_bs;
-    struct blk_node *opened[MAX_LAYERS];    /* our references, base first */
-    int nopened;
+    struct blk_node *top;                   /* our reference */
+    struct blk_node *base_bs;               /* borrowed: in top's chain */
 };
 
 static int
@@ -141,100 +130,58 @@ same_file(const char *a, const char *b)
     return same;
 }
 
-/* Open the chain read-only once to learn each layer's file and format. */
-static int
-discover(struct commit *c)
+/* The file name of a layer: its protocol node's, else its own. */
+static const char *
+layer_filename(const struct blk_node *bs)
 {
-    struct blk_graph *g = blk_graph_new();
-    struct blk_node *top = img_open(g, c->filename, c->fmt, c->image_opts, 0);
-    struct blk_node *bs;
-    int ret = -1;
+    const struct blk_node *f = blk_node_file(bs);
 
-    if (top == NULL) {
-        blk_graph_free(g);
-        return -1;
-    }
-    for (bs = top; bs != NULL && c->nlayers < MAX_LAYERS;
-         bs = blk_node_backing(bs)) {
-        struct blk_node *f = blk_node_file(bs);
-
-        c->layers[c->nlayers].filename =
-            xstrdup(blk_node_get_filename(f ? f : bs));
-        c->layers[c->nlayers].fmt = xstrdup(blk_node_driver(bs)->name);
-        c->nlayers++;
-    }
-    if (c->nlayers < 2) {
-        blk_img_error("Image does not have a backing file");
-        goto out;
-    }
-    c->base_index = 1;
-    if (c->base != NULL) {
-        int i;
-
-        for (i = 1; i < c->nlayers; i++) {
-            if (same_file(c->layers[i].filename, c->base)) {
-                break;
-            }
-        }
-        if (i == c->nlayers) {
-            blk_img_error("Did not find '%s' in the backing chain of '%s'",
-                          c->base, c->filename);
-            goto out;
-        }
-        c->base_index = i;
-    }
-    ret = 0;
-out:
-    blk_node_unref(top);
-    blk_graph_free(g);
-    return ret;
+    return blk_node_get_filename(f ? f : bs);
 }
 
 /*
- * Open base..top bottom-up: the base read-write (with its own backing
- * chain read-only), every layer above it with "backing" naming the node
- * below.  Returns the top node (the graph holds the others) or NULL.
+ * Find the base in the chain of c->top: the immediate backing file, or
+ * the layer named by -b (QEMU's bdrv_find_backing_image).  -1 after a
+ * message.
  */
-static struct blk_node *
-open_chain(struct commit *c, struct blk_graph *g, unsigned cache_flags)
+static int
+find_base(struct commit *c)
+{
+    struct blk_node *bs = blk_node_backing(c->top);
+
+    if (bs == NULL) {
+        blk_img_error("Image does not have a backing file");
+        return -1;
+    }
+    if (c->base == NULL) {
+        c->base_bs = bs;
+        return 0;
+    }
+    for (; bs != NULL; bs = blk_node_backing(bs)) {
+        if (same_file(layer_filename(bs), c->base)) {
+            c->base_bs = bs;
+            return 0;
+        }
+    }
+    blk_img_error("Did not find '%s' in the backing chain of '%s'", c->base,
+                  c->filename);
+    return -1;
+}
+
+/*
+ * Reopen bs read-write in place.  -1 after the reopen's own message, as
+ * qemu-img prints it ("Failed to get "write" lock" ...).
+ */
+static int
+make_writable(struct blk_node *bs)
 {
     struct blk_error err = BLK_ERROR_INIT;
-    struct blk_node *below, *bs = NULL;
-    int i;
 
-    below = blk_open_image(g, c->layers[c->base_index].filename,
-                           c->layers[c->base_index].fmt, false,
-                           BLK_OPEN_RDWR | cache_flags, &err);
-    if (below == NULL) {
-        blk_img_error("Could not open '%s': %s",
-                      c->layers[c->base_index].filename, err.msg);
-        return NULL;
+    if (blk_node_reopen(bs, NULL, false, &err) < 0) {
+        blk_img_error("%s", err.msg);
+        return -1;
     }
-    c->base_bs = below;
-    c->opened[c->nopened++] = below;
-    for (i = c->base_index - 1; i >= 0; i--) {
-        struct kv *o = kv_new_object(), *f = kv_new_object();
-
-        kv_set(o, "driver", kv_new_str(c->layers[i].fmt));
-        kv_set(f, "driver", kv_new_str("file"));
-        kv_set(f, "filename", kv_new_str(c->layers[i].filename));
-        kv_set(o, "file", f);
-        kv_set(o, "backing", kv_new_str(blk_node_get_name(below)));
-        kv_set(o, "read-only", kv_new_bool(true));
-        if (kv_validate(o, kv_schema_lookup("BlockdevOptions"), KV_MODE_JSON,
-                        &err) == 0) {
-            bs = blk_node_open(g, o, 0, &err);
-        }
-        kv_free(o);
-        if (bs == NULL) {
-            blk_img_error("Could not open '%s': %s", c->layers[i].filename,
-                          err.msg);
-            return NULL;
-        }
-        c->opened[c->nopened++] = bs;
-        below = bs;
-    }
-    return bs;
+    return 0;
 }
 
 /* Allocated above the base: copy (data, or zeroes); below: leave alone. */
@@ -256,85 +203,24 @@ above_base(struct cv_job *j, int part, uint64_t off, uint64_t len,
 }
 
 /*
- * Empty the committed top image: re-create it with the same header
- * options and backing file.  Returns 0, or 1 when it must stay as it is.
+ * Empty the committed top through its driver.  A driver without
+ * make_empty keeps its data (qemu-img ignores ENOTSUP there too).
  */
 static int
-make_empty(struct commit *c)
+empty_top(struct commit *c)
 {
-    struct blk_graph *g = blk_graph_new();
+    const struct blk_driver *drv = blk_node_driver(c->top);
     struct blk_error err = BLK_ERROR_INIT;
-    struct img_qcow2_header h;
-    struct blk_node *top, *file;
-    struct blk_snapshot_info *sn = NULL;
-    size_t nsn = 0;
-    struct kv *fo, *q;
-    int r;
 
-    memset(&h, 0, sizeof(h));
-    if (strcmp(c->layers[0].fmt, "qcow2") != 0) {
-        blk_graph_free(g);
-        return 1;
+    if (drv->make_empty == NULL) {
+        return 0;
     }
-    top = blk_open_image(g, c->layers[0].filename, "qcow2", false,
-                         BLK_OPEN_NO_BACKING, &err);
-    if (top == NULL) {
-        blk_graph_free(g);
-        return 1;
+    if (drv->make_empty(c->top, &err) < 0 ||
+        blk_node_flush(c->top, &err) < 0) {
+        blk_img_error("%s", err.msg);
+        return -1;
     }
-    file = blk_node_file(top);
-    r = img_qcow2_read_header(file, &h, &err);
-    if (r == 0 && blk_node_driver(top)->snapshot_list != NULL) {
-        r = blk_node_driver(top)->snapshot_list(top, &sn, &nsn, &err);
-    }
-    blk_node_unref(top);
-    blk_graph_free(g);
-    img_snapshots_free(sn, nsn);
-    if (r < 0 || nsn > 0 || h.data_file != NULL || (h.autoclear & 1)) {
-        img_qcow2_header_release(&h);
-        return 1;
-    }
-    fo = kv_new_object();
-    kv_set(fo, "driver", kv_new_str("file"));
-    kv_set(fo, "filename", kv_new_str(c->layers[0].filename));
-    q = kv_new_object();
-    kv_set(q, "driver", kv_new_str("qcow2"));
-    kv_set(q, "file", kv_dup(fo));
-    kv_set(fo, "size", kv_new_uint(0));
-    kv_set(q, "size", kv_new_uint(h.size));
-    kv_set(q, "version", kv_new_str(h.version >= 3 ? "v3" : "v2"));
-    kv_set(q, "cluster-size", kv_new_uint(1ull << h.cluster_bits));
-    kv_set(q, "refcount-bits", kv_new_int(1ll << h.refcount_order));
-    kv_set(q, "lazy-refcounts", kv_new_bool(h.compatible & 1));
-    kv_set(q, "extended-l2", kv_new_bool((h.incompatible & (1u << 4)) != 0));
-    kv_set(q, "compression-type",
-           kv_new_str(h.compression_type == 1 ? "zstd" : "zlib"));
-    if (h.backing_file != NULL) {
-        kv_set(q, "backing-file", kv_new_str(h.backing_file));
-    }
-    if (h.backing_fmt != NULL) {
-        kv_set(q, "backing-fmt", kv_new_str(h.backing_fmt));
-    }
-    r = kv_validate(fo, kv_schema_lookup("BlockdevCreateOptions"),
-                    KV_MODE_JSON, &err);
-    if (r == 0) {
-        r = kv_validate(q, kv_schema_lookup("BlockdevCreateOptions"),
-                        KV_MODE_JSON, &err);
-    }
-    if (r == 0) {
-        r = blk_create(fo, &err);
-    }
-    if (r == 0) {
-        r = blk_create(q, &err);
-    }
-    if (r < 0) {
-        blk_img_error("error while emptying '%s': %s", c->layers[0].filename,
-                      err.msg);
-    }
-    kv_free(fo);
-    kv_free(q);
-    img_qcow2_header_release(&h);
-    return r < 0 ? -1 : 0;
+    return 0;
 }
 
 int
@@ -350,7 +236,7 @@ cmd_commit(int argc, char **argv)
     unsigned cache_flags;
     bool wt;
     int64_t top_len, base_len;
-    int ret = 1, i;
+    int ret = 1;
 
     if (parse_args(argc, argv, &c) < 0) {
         return 1;
@@ -360,15 +246,18 @@ cmd_commit(int argc, char **argv)
         return 1;
     }
     blk_loop_init(CV_MAX_IN_FLIGHT + 2);
-    if (discover(&c) < 0) {
+    g = blk_graph_new();
+    /* discard=unmap, as qemu-img commit opens the chain (BDRV_O_UNMAP). */
+    c.top = img_open(g, c.filename, c.fmt, c.image_opts,
+                     cache_flags | BLK_OPEN_UNMAP);
+    if (c.top == NULL) {
         goto out;
     }
     prog = blk_progress_new(c.progress ? c.progress_mode : BLK_PROGRESS_OFF,
                             1.0f, stdout);
     blk_progress_print(prog, 0, 100);
-    g = blk_graph_new();
-    c.top = open_chain(&c, g, cache_flags);
-    if (c.top == NULL) {
+    if (find_base(&c) < 0 || make_writable(c.base_bs) < 0 ||
+        (!c.drop && make_writable(c.top) < 0)) {
         goto out;
     }
     top_len = blk_node_get_length(c.top);
@@ -377,12 +266,13 @@ cmd_commit(int argc, char **argv)
         blk_img_error("could not get the image sizes");
         goto out;
     }
+    /* The base grows to the top's size, as QEMU's active commit does. */
     if (base_len < top_len &&
         blk_node_truncate(c.base_bs, (uint64_t)top_len, false,
                           BLK_PREALLOC_OFF, &err) < 0) {
         blk_img_error("Top image %s is larger than base image %s, and "
-                      "resize of base image failed: %s", c.layers[0].filename,
-                      c.layers[c.base_index].filename, err.msg);
+                      "resize of base image failed: %s", layer_filename(c.top),
+                      layer_filename(c.base_bs), err.msg);
         goto out;
     }
     memset(&j, 0, sizeof(j));
@@ -412,25 +302,19 @@ cmd_commit(int argc, char **argv)
         blk_img_error("Block job failed: %s", err.msg);
         goto out;
     }
+    if (!c.drop && empty_top(&c) < 0) {
+        goto out;
+    }
     blk_progress_print(prog, 100, 0);
     ret = 0;
 out:
-    while (c.nopened > 0) {     /* top first: parents before their children */
-        blk_node_unref(c.opened[--c.nopened]);
+    if (c.top != NULL) {
+        blk_node_unref(c.top);
     }
-    if (g) {
-        blk_graph_free(g);
-    }
-    if (ret == 0 && !c.drop && make_empty(&c) < 0) {
-        ret = 1;
-    }
+    blk_graph_free(g);
     blk_progress_end(prog);
     if (ret == 0 && !c.quiet) {
         printf("Image committed.\n");
-    }
-    for (i = 0; i < c.nlayers; i++) {
-        free(c.layers[i].filename);
-        free(c.layers[i].fmt);
     }
     return ret;
 }

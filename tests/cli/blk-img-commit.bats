@@ -69,3 +69,52 @@ setup() {
     assert_failure 1
     assert_output --partial "Could not open 'nonexist.qcow2'"
 }
+
+@test "commit: the emptied top shrinks to its metadata" {
+    "$BLK_IMG" commit -q top.qcow2
+    # header, refcount table, refcount block, L1 table
+    [ "$(stat -c %s top.qcow2)" = 262144 ]
+    "$BLK_IMG" check -q top.qcow2
+}
+
+@test "commit: a top with a snapshot keeps what the snapshot holds" {
+    "$BLK_IMG" snapshot -c s1 top.qcow2
+    "$BLK_IO" -c 'write -P 4 128k 64k' top.qcow2 >/dev/null
+    "$BLK_IMG" commit -q top.qcow2
+    run "$BLK_IMG" map --output=json top.qcow2
+    refute_output --partial '"depth": 0'
+    "$BLK_IMG" snapshot -a s1 top.qcow2
+    run "$BLK_IO" -c 'read -P 3 0 64k' top.qcow2
+    assert_output --partial "read 65536/65536"
+    refute_output --partial "Pattern"
+    "$BLK_IMG" check -q top.qcow2
+}
+
+@test "commit: a base another process holds is refused and nothing is written" {
+    cp top.qcow2 top.before
+    cp mid.qcow2 mid.before
+    "$BLK_IO" -r -c 'sleep 3000' mid.qcow2 >/dev/null &
+    sleep 0.5
+    run "$BLK_IMG" commit top.qcow2
+    wait
+    assert_failure 1
+    assert_output --partial 'Failed to get "write" lock'
+    cmp top.before top.qcow2
+    cmp mid.before mid.qcow2
+}
+
+@test "commit: -d reads the top without writing it" {
+    cp top.qcow2 top.before
+    "$BLK_IMG" commit -q -d top.qcow2
+    cmp top.before top.qcow2
+    "$BLK_IMG" convert -O raw mid.qcow2 got.raw
+    cmp want.raw got.raw
+}
+
+@test "commit: zeroes in the top become zeroes in the base over its data" {
+    "$BLK_IO" -c 'write -z 1M 64k' top.qcow2 >/dev/null
+    "$BLK_IMG" convert -O raw top.qcow2 want2.raw
+    "$BLK_IMG" commit -q -b base.qcow2 top.qcow2
+    "$BLK_IMG" convert -O raw base.qcow2 got.raw
+    cmp want2.raw got.raw
+}

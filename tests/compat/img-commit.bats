@@ -95,3 +95,180 @@ commit_both() {
     commit_both 1 nonexist.qcow2
     commit_both 1
 }
+
+# shape P KIND: P-base.qcow2 (4M of 1s) <- P-top.qcow2 with data, a zero
+# range and a compressed cluster over the base's data, of kind KIND
+shape() {
+    local p=$1 kind=$2 opts=
+    qemu-img create -q -f qcow2 $p-base.qcow2 4M
+    qemu-io -c 'write -P 1 0 4M' $p-base.qcow2 >/dev/null
+    case $kind in
+    v2) opts="-o compat=0.10" ;;
+    lazy) opts="-o lazy_refcounts=on" ;;
+    extl2) opts="-o extended_l2=on" ;;
+    datafile) opts="-o data_file=$p-top.data" ;;
+    esac
+    qemu-img create -q -f qcow2 $opts -b $p-base.qcow2 -F qcow2 $p-top.qcow2
+    qemu-io -c 'write -P 2 0 1M' -c 'write -z 1M 256k' $p-top.qcow2 >/dev/null
+    if [ "$kind" != datafile ]; then
+        qemu-io -c 'write -c -P 3 2M 128k' $p-top.qcow2 >/dev/null
+    fi
+    case $kind in
+    snapshot)
+        qemu-img snapshot -c s1 $p-top.qcow2
+        qemu-io -c 'write -P 4 3M 512k' -c 'write -P 5 0 64k' $p-top.qcow2 >/dev/null
+        ;;
+    bitmap)
+        qemu-img bitmap --add $p-top.qcow2 b0
+        qemu-img bitmap --add $p-base.qcow2 b1
+        qemu-io -c 'write -P 6 3M 64k' $p-top.qcow2 >/dev/null
+        ;;
+    esac
+}
+
+# same_as_qemu: every q-* file equals its b-* twin: content, allocation
+# map with host offsets, check output, info (snapshot dates aside), size
+same_as_qemu() {
+    local f g
+    for f in q-*; do
+        g=b-${f#q-}
+        if [[ $f == *.data ]]; then
+            qemu-img compare -q -f raw -F raw "$f" "$g"
+            continue
+        fi
+        qemu-img compare -q "$f" "$g"
+        diff <(qemu-img map --output=json "$f") <(qemu-img map --output=json "$g")
+        diff <(qemu-img check "$f" 2>&1 | sed 's/q-/P-/g') \
+             <(qemu-img check "$g" 2>&1 | sed 's/b-/P-/g')
+        diff <(qemu-img info --output=json "$f" | grep -v 'actual-size\|date-' |
+               sed 's/q-/P-/g') \
+             <(qemu-img info --output=json "$g" | grep -v 'actual-size\|date-' |
+               sed 's/b-/P-/g')
+        [ "$(stat -c %s "$f")" = "$(stat -c %s "$g")" ]
+    done
+}
+
+# shape_both KIND ARGS...: commit the same shape with both tools
+shape_both() {
+    local kind=$1 a qargs=() bargs=()
+    shift
+    rm -f q-* b-*
+    shape q "$kind"
+    shape b "$kind"
+    for a in "$@"; do
+        qargs+=("${a//@/q}")
+        bargs+=("${a//@/b}")
+    done
+    qemu-img convert -O raw q-top.qcow2 want.raw
+    qemu-img commit "${qargs[@]}" > q.txt
+    "$BLK_IMG" commit "${bargs[@]}" > b.txt
+    diff q.txt b.txt
+    same_as_qemu
+    qemu-img compare -q want.raw b-base.qcow2
+    qemu-img compare -q want.raw b-top.qcow2
+}
+
+@test "compat commit: a v3 top without snapshots is rewritten empty as by qemu-img" {
+    shape_both plain @-top.qcow2
+    # header, refcount table and block, L1: nothing else
+    [ "$(stat -c %s b-top.qcow2)" = 262144 ]
+    shape_both lazy @-top.qcow2
+    shape_both extl2 @-top.qcow2
+}
+
+@test "compat commit: a v2 top is emptied cluster by cluster as by qemu-img" {
+    shape_both v2 @-top.qcow2
+}
+
+@test "compat commit: clusters shared with internal snapshots stay" {
+    shape_both snapshot @-top.qcow2
+    qemu-img snapshot -a s1 b-top.qcow2
+    qemu-io -r -c 'read -P 2 64k 960k' -c 'read -P 3 2M 128k' b-top.qcow2 |
+        { ! grep -q Pattern; }
+    qemu-img check -q b-top.qcow2
+}
+
+@test "compat commit: persistent bitmaps stay in the top and the base's record the commit" {
+    shape_both bitmap @-top.qcow2
+    diff <("$BLK_IMG" bitmap dump q-top.qcow2 b0) <("$BLK_IMG" bitmap dump b-top.qcow2 b0)
+    diff <("$BLK_IMG" bitmap dump q-base.qcow2 b1) <("$BLK_IMG" bitmap dump b-base.qcow2 b1)
+    "$BLK_IMG" bitmap dump b-base.qcow2 b1 | grep -q yes
+}
+
+@test "compat commit: a top with an external data file is discarded there" {
+    shape_both datafile @-top.qcow2
+}
+
+# keep_both KIND ARGS...: commit with -d or -b; the base as qemu-img's,
+# the top not written at all (qemu-img opens it read-write and so
+# rewrites its bitmaps on close; blk opens it read-only)
+keep_both() {
+    local kind=$1 a qargs=() bargs=()
+    shift
+    rm -f q-* b-*
+    shape q "$kind"
+    shape b "$kind"
+    for a in "$@"; do
+        qargs+=("${a//@/q}")
+        bargs+=("${a//@/b}")
+    done
+    cp b-top.qcow2 top.before
+    qemu-img commit "${qargs[@]}" > q.txt
+    "$BLK_IMG" commit "${bargs[@]}" > b.txt
+    diff q.txt b.txt
+    cmp top.before b-top.qcow2
+    qemu-img compare -q q-base.qcow2 b-base.qcow2
+    diff <(qemu-img map --output=json q-base.qcow2) \
+         <(qemu-img map --output=json b-base.qcow2)
+    qemu-img check -q b-base.qcow2
+}
+
+@test "compat commit: -d and -b commit every shape but leave the top unwritten" {
+    for kind in plain snapshot bitmap datafile; do
+        keep_both $kind -d @-top.qcow2
+        keep_both $kind -b @-base.qcow2 @-top.qcow2
+    done
+}
+
+# sized P BASE TOP: a base of BASE bytes of 1s under a top of TOP bytes
+sized() {
+    qemu-img create -q -f qcow2 $1-base.qcow2 $2
+    qemu-io -c "write -P 1 0 $2" $1-base.qcow2 >/dev/null
+    qemu-img create -q -f qcow2 -b $1-base.qcow2 -F qcow2 $1-top.qcow2 $3
+    qemu-io -c 'write -c -P 3 0 128k' -c 'write -z 512k 128k' \
+        -c "write -P 7 $(($3 - 65536)) 64k" $1-top.qcow2 >/dev/null
+}
+
+@test "compat commit: a top larger than its base grows the base" {
+    rm -f q-* b-*
+    sized q $((2 << 20)) $((6 << 20))
+    sized b $((2 << 20)) $((6 << 20))
+    qemu-img commit -q q-top.qcow2
+    "$BLK_IMG" commit -q b-top.qcow2
+    same_as_qemu
+    [ "$(qemu-img info --output=json b-base.qcow2 | jq '."virtual-size"')" = 6291456 ]
+}
+
+@test "compat commit: a top smaller than its base leaves the base's tail" {
+    rm -f q-* b-*
+    sized q $((8 << 20)) $((4 << 20))
+    sized b $((8 << 20)) $((4 << 20))
+    qemu-img commit -q q-top.qcow2
+    "$BLK_IMG" commit -q b-top.qcow2
+    same_as_qemu
+    qemu-io -r -c 'read -P 1 4M 4M' b-base.qcow2 | { ! grep -q Pattern; }
+}
+
+@test "compat commit: a raw image has no backing file to commit into" {
+    qemu-img create -q -f raw q.raw 1M
+    run qemu-img commit -f raw q.raw
+    qout=${output/qemu-img/X}
+    run "$BLK_IMG" commit -f raw q.raw
+    assert_failure 1
+    assert_equal "${output/blk-img/X}" "$qout"
+}
+
+@test "compat commit: -b picks a middle base of a chain of 5" {
+    commit_both 5 -b @3.qcow2 @5.qcow2
+    commit_both 5 -b @1.qcow2 @5.qcow2
+}
