@@ -105,8 +105,6 @@ static int64_t
 zstd_compress(void *dst, size_t dst_len, const void *src, size_t src_len)
 {
     ZSTD_CCtx *cctx = zstd_cctx();
-    ZSTD_inBuffer in = { src, src_len, 0 };
-    ZSTD_outBuffer out = { dst, dst_len, 0 };
     size_t r;
 
     if (cctx == NULL) {
@@ -117,18 +115,16 @@ zstd_compress(void *dst, size_t dst_len, const void *src, size_t src_len)
     if (ZSTD_isError(r)) {
         return -EIO;
     }
-    /* One streaming pass ending the frame. */
-    do {
-        r = ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_end);
-    } while (!ZSTD_isError(r) && r != 0 && out.pos < out.size);
+    /*
+     * One-shot: the frame records its content size and zstd reads the
+     * input in place (the streaming call copies it into its window).
+     */
+    r = ZSTD_compress2(cctx, dst, dst_len, src, src_len);
     if (ZSTD_isError(r)) {
         return ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall ? -ENOSPC
                                                                    : -EIO;
     }
-    if (r != 0) {
-        return -ENOSPC;
-    }
-    return (int64_t)out.pos;
+    return (int64_t)r;
 }
 
 static int

@@ -451,13 +451,144 @@ write_locked(struct qcow2 *q, uint64_t off, uint64_t len,
     return write_range(q, off, len, iov, cnt, flags, false, err);
 }
 
+/* Clusters compressed per batch: bounds the buffers of one request. */
+#define COMPRESS_BATCH 32
+
+/* One cluster of a compressed write. */
+struct zcluster {
+    const uint8_t *data;        /* the cluster's input (cluster_size bytes) */
+    int64_t clen;               /* compressed length, or -ENOSPC: store it */
+    uint64_t host;              /* where its bytes went */
+};
+
+/* Check that the cluster at guest offset @off is unallocated (QEMU's rule). */
+static int
+compressed_target_free(struct qcow2 *q, uint64_t off, struct blk_error *err)
+{
+    uint64_t i, e;
+    void *slice;
+    int r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+
+    if (r < 0) {
+        return r;
+    }
+    e = qcow2_l2_get(q, slice, i);
+    qcow2_cache_put(q->l2_cache, &slice);
+    if (e & QCOW2_L2E_OFFSET_MASK) {
+        return blk_error_set(err, -EIO, "compressed writes can only go to "
+                             "unallocated clusters");
+    }
+    return 0;
+}
+
+/*
+ * Place a batch of compressed clusters, q->lock held: allocate their bytes
+ * in guest order (the allocator packs them back to back), write each run
+ * of adjacent bytes with one request, then point the L2 entries at them.
+ * Clusters that did not compress are written as normal clusters.
+ */
+static int
+place_compressed(struct qcow2 *q, uint64_t off, struct zcluster *zc,
+                 uint8_t *const *out, unsigned n, struct blk_error *err)
+{
+    struct iovec v[COMPRESS_BATCH];
+    unsigned i = 0;
+    int r = prepare_write(q, err);
+
+    while (r == 0 && i < n) {
+        uint64_t coff = off + (uint64_t)i * q->cluster_size;
+        uint64_t run_host = 0, run_len = 0;
+        unsigned first = i, nv = 0;
+
+        if (zc[i].clen < 0) {
+            uint64_t len = q->cluster_size;
+            struct iovec pv;
+
+            if (coff + len > q->size) {
+                len = q->size - coff;
+            }
+            pv.iov_base = (void *)zc[i].data;
+            pv.iov_len = len;
+            r = write_locked(q, coff, len, &pv, 1, 0, err);
+            i++;
+            continue;
+        }
+        /* Collect the run of compressed clusters whose bytes are adjacent. */
+        while (r == 0 && i < n && zc[i].clen >= 0) {
+            int64_t host;
+
+            r = compressed_target_free(q, off + (uint64_t)i * q->cluster_size,
+                                       err);
+            if (r < 0) {
+                break;
+            }
+            host = qcow2_alloc_bytes(q, (uint64_t)zc[i].clen, err);
+            if (host < 0) {
+                r = (int)host;
+                break;
+            }
+            if (nv > 0 && (uint64_t)host != run_host + run_len) {
+                /* Not adjacent: the next run starts here. */
+                zc[i].host = (uint64_t)host;
+                break;
+            }
+            if (nv == 0) {
+                run_host = (uint64_t)host;
+            }
+            zc[i].host = (uint64_t)host;
+            v[nv].iov_base = out[i];
+            v[nv].iov_len = (size_t)zc[i].clen;
+            nv++;
+            run_len += (uint64_t)zc[i].clen;
+            i++;
+        }
+        if (nv > 0 && r == 0) {
+            r = qcow2_pre_write_check(q, 0, run_host, run_len, true, err);
+            if (r == 0) {
+                r = blk_child_pwritev(q->file, run_host, run_len, v, (int)nv,
+                                      0, err);
+            }
+            for (unsigned k = first; r == 0 && k < first + nv; k++) {
+                r = qcow2_set_compressed(q, off + (uint64_t)k * q->cluster_size,
+                                         zc[k].host, (uint64_t)zc[k].clen,
+                                         err);
+            }
+        }
+        if (r == 0 && i < n && zc[i].clen >= 0 && zc[i].host != 0 &&
+            nv > 0 && zc[i].host != run_host + run_len) {
+            /* The allocation made for cluster i starts the next run alone. */
+            uint64_t c = off + (uint64_t)i * q->cluster_size;
+            struct iovec one = { out[i], (size_t)zc[i].clen };
+
+            r = qcow2_pre_write_check(q, 0, zc[i].host, (uint64_t)zc[i].clen,
+                                      true, err);
+            if (r == 0) {
+                r = blk_child_pwritev(q->file, zc[i].host,
+                                      (uint64_t)zc[i].clen, &one, 1, 0, err);
+            }
+            if (r == 0) {
+                r = qcow2_set_compressed(q, c, zc[i].host,
+                                         (uint64_t)zc[i].clen, err);
+            }
+            i++;
+        }
+    }
+    return r;
+}
+
+/*
+ * Compressed write of whole clusters (the last one may end at the image
+ * end).  Each batch is compressed without the lock, so requests on other
+ * threads compress at the same time; only the placement takes the lock.
+ */
 static int
 write_compressed(struct qcow2 *q, uint64_t off, uint64_t len,
                  const struct iovec *iov, int cnt, struct blk_error *err)
 {
-    uint8_t *buf, *out;
-    int64_t clen, host;
-    int r;
+    uint64_t cs = q->cluster_size, nclusters, pos = 0;
+    uint8_t *in = NULL, *outbuf = NULL;
+    bool flat = cnt == 1 && qcow2_offset_into_cluster(q, len) == 0;
+    int r = 0;
 
     if (q->data_file != q->file) {
         return blk_error_set(err, -ENOTSUP, "compressed writes are not "
@@ -468,99 +599,79 @@ write_compressed(struct qcow2 *q, uint64_t off, uint64_t len,
         return blk_error_set(err, -EINVAL, "compressed writes must cover "
                              "whole clusters");
     }
-    if (len > q->cluster_size) {
-        uint64_t pos = 0;
-
-        while (pos < len) {
-            uint64_t n = len - pos < q->cluster_size ? len - pos
-                                                     : q->cluster_size;
-            struct iovec *v;
-            int vc = iov_slice(iov, cnt, pos, n, &v);
-
-            r = write_compressed(q, off + pos, n, v, vc, err);
-            free(v);
-            if (r < 0) {
-                return r;
-            }
-            pos += n;
-        }
-        return 0;
-    }
-    buf = blk_try_zalloc(q->cluster_size);
-    out = blk_try_malloc(q->cluster_size);
-    if (buf == NULL || out == NULL) {
-        free(buf);
-        free(out);
-        return blk_error_set(err, -ENOMEM, "cannot allocate compression "
-                             "buffers");
-    }
+    nclusters = (len + cs - 1) / cs;
     {
-        struct iovec whole = { buf, len };
-        uint64_t p = 0;
+        uint64_t batch = nclusters < COMPRESS_BATCH ? nclusters
+                                                    : COMPRESS_BATCH;
 
-        for (int i = 0; i < cnt && p < len; i++) {
-            uint64_t n = iov[i].iov_len < len - p ? iov[i].iov_len : len - p;
-
-            memcpy(buf + p, iov[i].iov_base, n);
-            p += n;
+        outbuf = blk_try_malloc(batch * cs);
+        if (!flat) {
+            in = blk_try_malloc(batch * cs);
         }
-        (void)whole;
+        if (outbuf == NULL || (!flat && in == NULL)) {
+            free(outbuf);
+            free(in);
+            return blk_error_set(err, -ENOMEM, "cannot allocate compression "
+                                 "buffers");
+        }
     }
-    clen = qcow2_compress(q->compression_type, out, q->cluster_size - 1, buf,
-                          q->cluster_size);
-    if (clen == -ENOSPC) {
-        /* Not compressible: store it normally, as QEMU does. */
-        struct iovec v = { buf, len };
+    while (r == 0 && pos < len) {
+        struct zcluster zc[COMPRESS_BATCH];
+        uint8_t *out[COMPRESS_BATCH];
+        uint64_t blen = len - pos;
+        unsigned n;
 
-        pthread_mutex_lock(&q->lock);
-        r = write_locked(q, off, len, &v, 1, 0, err);
-        pthread_mutex_unlock(&q->lock);
-        goto out_free;
-    }
-    if (clen < 0) {
-        r = blk_error_set(err, -EIO, "cannot compress cluster data");
-        goto out_free;
-    }
-    pthread_mutex_lock(&q->lock);
-    r = prepare_write(q, err);
-    if (r == 0) {
-        /* The L2 table first (QEMU's order), then the data. */
-        uint64_t i;
-        void *slice;
+        if (blen > COMPRESS_BATCH * cs) {
+            blen = COMPRESS_BATCH * cs;
+        }
+        n = (unsigned)((blen + cs - 1) / cs);
+        if (!flat) {
+            /* Gather (and zero-pad a short last cluster). */
+            uint64_t skip = pos, got = 0;
 
-        r = qcow2_get_l2_slice(q, off, true, &slice, &i, err);
+            for (int k = 0; k < cnt && got < blen; k++) {
+                uint64_t l = iov[k].iov_len;
+
+                if (skip >= l) {
+                    skip -= l;
+                    continue;
+                }
+                l -= skip;
+                if (l > blen - got) {
+                    l = blen - got;
+                }
+                memcpy(in + got, (const uint8_t *)iov[k].iov_base + skip, l);
+                got += l;
+                skip = 0;
+            }
+            if (blen < (uint64_t)n * cs) {
+                memset(in + blen, 0, (uint64_t)n * cs - blen);
+            }
+        }
+        for (unsigned i = 0; i < n; i++) {
+            const uint8_t *src = flat ? (const uint8_t *)iov[0].iov_base + pos +
+                                        (uint64_t)i * cs
+                                      : in + (uint64_t)i * cs;
+
+            out[i] = outbuf + (uint64_t)i * cs;
+            zc[i].data = src;
+            zc[i].host = 0;
+            zc[i].clen = qcow2_compress(q->compression_type, out[i], cs - 1,
+                                        src, cs);
+            if (zc[i].clen < 0 && zc[i].clen != -ENOSPC) {
+                r = blk_error_set(err, -EIO, "cannot compress cluster data");
+                break;
+            }
+        }
         if (r == 0) {
-            uint64_t e = qcow2_l2_get(q, slice, i);
-
-            qcow2_cache_put(q->l2_cache, &slice);
-            if (e & QCOW2_L2E_OFFSET_MASK) {
-                r = blk_error_set(err, -EIO, "compressed writes can only go "
-                                  "to unallocated clusters");
-            }
+            pthread_mutex_lock(&q->lock);
+            r = place_compressed(q, off + pos, zc, out, n, err);
+            pthread_mutex_unlock(&q->lock);
         }
+        pos += blen;
     }
-    if (r == 0) {
-        host = qcow2_alloc_bytes(q, (uint64_t)clen, err);
-        if (host < 0) {
-            r = (int)host;
-        } else {
-            r = qcow2_pre_write_check(q, 0, (uint64_t)host, (uint64_t)clen,
-                                      true, err);
-            if (r == 0) {
-                r = blk_child_pwrite(q->file, (uint64_t)host, out,
-                                     (size_t)clen, 0, err);
-            }
-            if (r == 0) {
-                r = qcow2_set_compressed(q, off, (uint64_t)host,
-                                         (uint64_t)clen, err);
-            }
-        }
-    }
-    pthread_mutex_unlock(&q->lock);
-
-out_free:
-    free(buf);
-    free(out);
+    free(outbuf);
+    free(in);
     return r;
 }
 
