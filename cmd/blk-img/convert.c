@@ -16,6 +16,7 @@
 #include "cmd/blk-img/convert-int.h"
 #include "cmd/blk-img/img-common.h"
 #include "keyval/schema.h"
+#include "util/sbuf.h"
 #include "util/size.h"
 #include "util/xalloc.h"
 
@@ -51,7 +52,103 @@ struct convert_opts {
     uint64_t min_sparse;
     long in_flight;
     uint64_t rate;
+    bool sn_opts;               /* -l snapshot.id=...,snapshot.name=... */
+    char *sn_id, *sn_name;      /* owned; NULL when not given */
 };
+
+/*
+ * -l snapshot.id=ID,snapshot.name=NAME: qemu-img's QemuOpts syntax (",,"
+ * is a comma, a key without "=" is "on", the last of a key wins).  -1
+ * after qemu-img's two messages.
+ */
+static int
+parse_snapshot_param(const char *arg, struct convert_opts *o)
+{
+    const char *p = arg;
+
+    while (*p != '\0') {
+        size_t klen = strcspn(p, "=,");
+        char *key = xstrndup(p, klen);
+        struct sbuf val = SBUF_INIT;
+        char **slot;
+
+        p += klen;
+        if (*p == '=') {
+            for (p++; *p != '\0'; p++) {
+                if (*p == ',' && p[1] != ',') {
+                    break;
+                }
+                p += *p == ',';     /* ",," */
+                sbuf_addch(&val, *p);
+            }
+        } else if (strncmp(key, "no", 2) == 0) {
+            memmove(key, key + 2, strlen(key + 2) + 1);
+            sbuf_adds(&val, "off");
+        } else {
+            sbuf_adds(&val, "on");
+        }
+        p += *p == ',';
+        slot = strcmp(key, "snapshot.id") == 0 ? &o->sn_id :
+               strcmp(key, "snapshot.name") == 0 ? &o->sn_name : NULL;
+        if (slot == NULL) {
+            blk_img_error("Invalid parameter '%s'", key);
+            blk_img_error("Failed in parsing snapshot param '%s'", arg);
+            free(key);
+            sbuf_release(&val);
+            return -1;
+        }
+        free(*slot);
+        *slot = sbuf_detach(&val);
+        free(key);
+    }
+    o->sn_opts = true;
+    return 0;
+}
+
+/*
+ * Make the snapshot -l names the source's active state (qemu-img's
+ * bdrv_snapshot_load_tmp, by id then by name for a plain -l argument).
+ * The source is read-only, so nothing is written to it.  -1 after a
+ * message.
+ */
+static int
+load_snapshot(const struct convert_opts *o, struct cv_job *j)
+{
+    struct blk_node *bs = j->parts[0].bs;
+    const struct blk_driver *drv = blk_node_driver(bs);
+    struct blk_error err = BLK_ERROR_INIT;
+    int r;
+
+    if (!o->sn_opts && j->nparts > 1) {
+        blk_img_error("No support for concatenating multiple snapshot");
+        return -1;
+    }
+    if (o->sn_opts && o->sn_id == NULL && o->sn_name == NULL) {
+        blk_img_error("Failed to load snapshot: snapshot_id and name are "
+                      "both NULL");
+        return -1;
+    }
+    if (drv->snapshot_load_tmp == NULL) {
+        blk_img_error("Failed to load snapshot: Block format '%s' used by "
+                      "device '' does not support temporarily loading "
+                      "internal snapshots", drv->name);
+        return -1;
+    }
+    if (o->sn_opts) {
+        r = drv->snapshot_load_tmp(bs, o->sn_id, o->sn_name, &err);
+    } else {
+        r = drv->snapshot_load_tmp(bs, o->snapshot, NULL, &err);
+        if (r == -ENOENT || r == -EINVAL) {
+            blk_error_clear(&err);
+            r = drv->snapshot_load_tmp(bs, NULL, o->snapshot, &err);
+        }
+    }
+    if (r < 0) {
+        blk_img_error("Failed to load snapshot: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
 
 static void
 append_option(char **acc, const char *s)
@@ -268,7 +365,11 @@ parse_args(int argc, char **argv, struct convert_opts *o)
             append_option(&o->options, optarg);
             break;
         case 'l':
-            o->snapshot = optarg;
+            if (strncmp(optarg, "snapshot.", 9) != 0) {
+                o->snapshot = optarg;
+            } else if (parse_snapshot_param(optarg, o) < 0) {
+                return -1;
+            }
             break;
         case 'S': {
             uint64_t v;
@@ -653,14 +754,7 @@ cmd_convert(int argc, char **argv)
         blk_img_error("Source lacks bitmap support");
         goto out;
     }
-    if (o.snapshot != NULL) {
-        if (nsrc > 1) {
-            blk_img_error("No support for concatenating multiple snapshot");
-        } else {
-            blk_img_error("Failed to load snapshot: Block format '%s' used by "
-                          "blk-img does not support temporarily loading "
-                          "internal snapshots", blk_node_driver(j.parts[0].bs)->name);
-        }
+    if ((o.sn_opts || o.snapshot != NULL) && load_snapshot(&o, &j) < 0) {
         goto out;
     }
 
@@ -795,5 +889,7 @@ out_free:
     blk_progress_end(prog);
     free(j.parts);
     free(o.options);
+    free(o.sn_id);
+    free(o.sn_name);
     return ret;
 }
