@@ -4,7 +4,10 @@
 # or written zeroes, half data of mixed compressibility) and its qcow2
 # forms, runs each case with both tools alternately, checks that the
 # outputs are equal, and prints the best time of each and the blk/qemu
-# ratio.  BENCH_DIR (default /dev/shm, a tmpfs, so the page cache's
+# ratio.  For the plain copies it also times bench/copyfloor.c, which
+# only writes the same data (read into memory beforehand) into a new file:
+# the page cache's own cost, which no tool can go below; floor/qemu is the
+# best ratio any tool could reach on this machine.  BENCH_DIR (default /dev/shm, a tmpfs, so the page cache's
 # writeback does not add noise), RUNS (default 3), SIZE_MIB (default 1024),
 # CASES (default all: raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase).
 set -euo pipefail
@@ -19,6 +22,7 @@ trap 'rm -rf "$DIR"' EXIT
 cd "$DIR"
 
 echo "building the data set in $DIR ($SIZE_MIB MiB) ..." >&2
+cc -O2 -o "$DIR/copyfloor" "$REPO/bench/copyfloor.c"
 python3 "$REPO/bench/mkdata.py" src.raw "$SIZE_MIB"
 qemu-img convert -O qcow2 src.raw src.qcow2
 # a chain of 3: base + two overlays with 10% each of new data
@@ -31,6 +35,7 @@ for i in 1 2; do
     done
     qemu-io "${cmds[@]}" ch$i.qcow2 >/dev/null
 done
+qemu-img convert -O raw ch2.qcow2 ch2.raw
 # commit: an overlay of the qcow2 data set with 30% of its clusters dirty
 qemu-img create -q -f qcow2 -b src.qcow2 -F qcow2 ov.qcow2
 cmds=()
@@ -99,8 +104,23 @@ check() {
 
 min() { printf '%s\n' "$@" | sort -g | head -1; }
 
-printf '%-34s %8s %8s %6s   %8s %8s %6s  %s\n' case blk_s qemu_s ratio \
-    blk_cpu qemu_cpu ratio check
+# floor CASE: best wall time of copyfloor on the case's data, or "-"
+floor() {
+    local src f=()
+    case $1 in
+    raw-qcow2|qcow2-raw) src=src.raw ;;
+    chain3) src=ch2.raw ;;
+    *) echo -; return ;;
+    esac
+    for ((r = 0; r < RUNS; r++)); do
+        f+=("$("$DIR/copyfloor" "$src" floor.out | cut -d' ' -f1)")
+        rm -f floor.out
+    done
+    min "${f[@]}"
+}
+
+printf '%-34s %8s %8s %6s   %8s %8s %6s  %7s %6s  %s\n' case blk_s qemu_s ratio \
+    blk_cpu qemu_cpu ratio floor_s fl/qemu check
 for c in ${CASES:-raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase}; do
     bw=() qw=() bc=() qc=()
     for ((r = 0; r < RUNS; r++)); do
@@ -110,6 +130,8 @@ for c in ${CASES:-raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase}; do
     b=$(min "${bw[@]}") q=$(min "${qw[@]}")
     bu=$(min "${bc[@]}") qu=$(min "${qc[@]}")
     ok=equal; check $c || ok=DIFFER
+    fl=$(floor $c) flr=-
+    [ "$fl" != - ] && flr=$(printf '%.3f' "$(echo "$fl / $q" | bc -l)")
     case $c in
     raw-qcow2) name="convert raw -> qcow2" ;;
     qcow2-raw) name="convert qcow2 -> raw" ;;
@@ -119,6 +141,7 @@ for c in ${CASES:-raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase}; do
     commit) name="commit (30% dirty overlay)" ;;
     rebase) name="rebase safe mode" ;;
     esac
-    printf '%-34s %8.3f %8.3f %6.3f   %8.3f %8.3f %6.3f  %s\n' "$name" "$b" "$q" \
-        "$(echo "$b / $q" | bc -l)" "$bu" "$qu" "$(echo "$bu / $qu" | bc -l)" "$ok"
+    printf '%-34s %8.3f %8.3f %6.3f   %8.3f %8.3f %6.3f  %7s %6s  %s\n' "$name" "$b" "$q" \
+        "$(echo "$b / $q" | bc -l)" "$bu" "$qu" "$(echo "$bu / $qu" | bc -l)" \
+        "$fl" "$flr" "$ok"
 done
