@@ -43,6 +43,8 @@ struct cor_state {
     struct cor_range *ranges;
 };
 
+static struct blk_node *skip_filters(struct blk_node *n);
+
 /* ---- range locks ------------------------------------------------------------ */
 
 static bool
@@ -95,8 +97,12 @@ range_unlock(struct cor_state *s, struct cor_range *r)
 static uint64_t
 cor_granularity(const struct cor_state *s)
 {
-    const struct blk_limits *l = blk_node_get_limits(blk_child_node(s->file));
-    uint64_t g = l->pwrite_zeroes_alignment;
+    const struct blk_limits *l;
+    struct blk_node *n = skip_filters(blk_child_node(s->file));
+    uint64_t g;
+
+    l = blk_node_get_limits(n != NULL ? n : blk_child_node(s->file));
+    g = l->pwrite_zeroes_alignment;
 
     if (g == 0) {
         g = l->request_alignment;

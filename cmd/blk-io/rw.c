@@ -431,17 +431,22 @@ write_check_opts(struct io_state *st, const struct write_opts *o)
         io_printf(st, "-b and -z cannot be specified at the same time\n");
         return -EINVAL;
     }
-    if ((int)o->z + (int)o->have_pat + (int)(o->file != NULL) > 1) {
-        io_printf(st, "Only one of -z, -P, and -s can be specified at the "
-                  "same time\n");
+    if (o->f && (o->b || o->c)) {
+        io_printf(st, "-f and -b or -c cannot be specified at the same "
+                  "time\n");
+        return -EINVAL;
+    }
+    if (o->n && !o->z) {
+        io_printf(st, "-n requires -z to be specified\n");
         return -EINVAL;
     }
     if (o->u && !o->z) {
         io_printf(st, "-u requires -z to be specified\n");
         return -EINVAL;
     }
-    if (o->n && !o->z) {
-        io_printf(st, "-n requires -z to be specified\n");
+    if ((int)o->z + (int)o->have_pat + (int)(o->file != NULL) > 1) {
+        io_printf(st, "Only one of -z, -P, and -s can be specified at the "
+                  "same time\n");
         return -EINVAL;
     }
     return 0;
