@@ -67,7 +67,7 @@ SCRIPT
 qemu-img create -q -f qcow2 "$T/base.qcow2" 4M
 qemu-io -c 'write -P 7 0 4M' "$T/base.qcow2" >/dev/null
 img qcow2 4M "backing_file=$T/base.qcow2,backing_fmt=qcow2"
-io -C -c 'write -P 8 1M 4k' -c 'read -P 7 1028k 60k' -c 'read -P 8 1M 4k' -c 'aio_read -P 7 2M 64k' -c 'aio_read -P 7 2M 64k' -c 'aio_read -P 7 2052k 8k' -c 'aio_flush' -c 'map'
+io -C -c 'write -P 8 1M 4k' -c 'read -P 7 1028k 60k' -c 'read -P 8 1M 4k' -c 'aio_read -q -P 7 2M 64k' -c 'aio_read -q -P 7 2M 64k' -c 'aio_read -q -P 7 2052k 8k' -c 'aio_flush' -c 'map'
 qemu-img check "$IMG"
 SCRIPT
 }
