@@ -108,3 +108,46 @@ qemu-img map "$IMG" | filter
 qemu-img check "$IMG"
 SCRIPT
 }
+
+# base.qcow2 (0xaa in 0..256k) and two empty overlays a.qcow2, b.qcow2 over it.
+make_pair() {
+    cd "$BATS_TEST_TMPDIR"
+    qemu-img create -q -f qcow2 base.qcow2 1M
+    qemu-io -c 'write -P 0xaa 0 256k' base.qcow2 >/dev/null
+    qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 a.qcow2
+    qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 b.qcow2
+}
+
+@test "cor: blockdev-add driver=copy-on-read in the shell copies as qemu-io -C does" {
+    make_pair
+    qemu-io -C -c 'read -P 0xaa 1k 2k' -c 'read 200k 100k' a.qcow2 >/dev/null
+    run "$BLK_IO" -c 'blockdev-add driver=qcow2,node-name=top,file.driver=file,file.filename=b.qcow2' \
+        -c 'blockdev-add driver=copy-on-read,node-name=cor,file=top' -c 'select cor' \
+        -c 'read -P 0xaa 1k 2k' -c 'read 200k 100k' -c 'info'
+    assert_success
+    assert_line 'format name: copy-on-read'
+    refute_output --partial 'verification failed'
+    assert_equal "$(qemu-img map --output=json b.qcow2)" "$(qemu-img map --output=json a.qcow2)"
+    run qemu-img compare a.qcow2 b.qcow2
+    assert_success
+    run qemu-img check b.qcow2
+    assert_success
+}
+
+@test "cor: blockdev-add copy-on-read over QMP; a bad file reference is an error" {
+    make_pair
+    qemu-io -C -c 'read 128k 4k' a.qcow2 >/dev/null
+    run "$BLK_IO" --qmp <<'IN'
+{"execute": "qmp_capabilities"}
+{"execute": "blockdev-add", "arguments": {"driver": "copy-on-read", "node-name": "c2", "file": {"driver": "qcow2", "file": {"driver": "file", "filename": "b.qcow2"}}}}
+{"execute": "human-monitor-command", "arguments": {"command-line": "select c2"}}
+{"execute": "human-monitor-command", "arguments": {"command-line": "read -P 0xaa 128k 4k"}}
+{"execute": "blockdev-add", "arguments": {"driver": "copy-on-read", "node-name": "c3", "file": "nosuch"}}
+{"execute": "blockdev-add", "arguments": {"driver": "copy-on-read", "node-name": "c4", "file": "c2", "bottom": "nosuch"}}
+IN
+    assert_success
+    assert_output --partial 'read 4096/4096 bytes at offset 131072'
+    assert_output --partial "Cannot find device='nosuch' nor node-name='nosuch'"
+    assert_output --partial "Bottom node 'nosuch'"
+    assert_equal "$(qemu-img map --output=json b.qcow2)" "$(qemu-img map --output=json a.qcow2)"
+}
