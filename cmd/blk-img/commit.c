@@ -26,6 +26,8 @@
 
 enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_PROGRESS };
 
+#define MIRROR_BUF_SIZE (16u << 20)     /* QEMU's default mirror buffer */
+
 struct commit {
     const char *filename, *fmt, *base, *cache;
     bool drop, progress, quiet, image_opts;
@@ -33,6 +35,9 @@ struct commit {
     uint64_t rate;
     struct blk_node *top;                   /* our reference */
     struct blk_node *base_bs;               /* borrowed: in top's chain */
+    uint64_t unit;              /* bytes: QEMU's mirror chunk (copy_units) */
+    uint64_t align;             /* bytes: zero runs must start and end here */
+    uint64_t dirty_end;         /* end of the last unit seen allocated above base */
 };
 
 static int
@@ -184,12 +189,75 @@ make_writable(struct blk_node *bs)
     return 0;
 }
 
-/* Allocated above the base: copy (data, or zeroes); below: leave alone. */
+/*
+ * QEMU's commit is a mirror job: it copies whole chunks of the base's
+ * bitmap granularity (its cluster size within 4-64 KiB; 64 KiB for raw)
+ * that hold anything above the base, through the chain.  A run of
+ * zeroes from a chunk start (at most the 16 MiB buffer, cut to whole
+ * chunks) becomes a zero write only if it starts and ends on base
+ * clusters; otherwise, and for a run shorter than a chunk, the zeroes
+ * are copied as data.  Sets c->unit (chunk) and c->align (base cluster,
+ * at least a chunk).
+ */
+static void
+copy_units(struct commit *c)
+{
+    struct img_qcow2_header h;
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *file = blk_node_file(c->base_bs);
+    uint64_t cs = 0;
+
+    c->unit = c->align = 65536;
+    if (strcmp(blk_node_driver(c->base_bs)->name, "qcow2") != 0 ||
+        file == NULL) {
+        return;
+    }
+    memset(&h, 0, sizeof(h));
+    if (img_qcow2_read_header(file, &h, &err) == 0) {
+        cs = 1ull << h.cluster_bits;
+    }
+    img_qcow2_header_release(&h);
+    c->unit = cs < 4096 ? 4096 : cs > 65536 ? 65536 : cs;
+    c->align = cs > c->unit ? cs : c->unit;
+}
+
+/* 1 when anything in [off, off+len) is allocated above the base, else 0. */
+static int
+alloc_in(struct commit *c, struct blk_node *top, uint64_t off, uint64_t len,
+         struct blk_error *err)
+{
+    while (len > 0) {
+        uint64_t n;
+        unsigned f;
+        bool alloc;
+        int r = cv_chain_status(top, c->base_bs, off, len, &f, &alloc, &n,
+                                err);
+
+        if (r < 0) {
+            return r;
+        }
+        if (alloc) {
+            return 1;
+        }
+        n = n < len ? n : len;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/*
+ * The engine asks in offset order.  Allocated above the base: zeroes
+ * stay zeroes over whole units, everything else is copied as data; not
+ * allocated: left alone, unless it shares a unit with something that is
+ * (then copied through the chain, as QEMU's whole-chunk copy does).
+ */
 static int
 above_base(struct cv_job *j, int part, uint64_t off, uint64_t len,
            enum cv_status *st, uint64_t *pnum, struct blk_error *err)
 {
     struct commit *c = j->opaque;
+    uint64_t u = c->unit, size = j->parts[part].len, end, head, tail;
     unsigned f;
     bool alloc;
     int r = cv_chain_status(j->parts[part].bs, c->base_bs, off, len, &f,
@@ -198,7 +266,49 @@ above_base(struct cv_job *j, int part, uint64_t off, uint64_t len,
     if (r < 0) {
         return r;
     }
-    *st = !alloc ? CV_SKIP : (f & BLK_STATUS_ZERO) ? CV_ZERO : CV_DATA;
+    end = off + *pnum;
+    tail = end - end % u;                       /* last unit boundary */
+    if (!alloc) {
+        *st = CV_SKIP;
+        if (off < c->dirty_end && off >= c->dirty_end - u) {
+            /* the unit is shared with data before */
+            *st = CV_DATA;
+            *pnum = (end < c->dirty_end ? end : c->dirty_end) - off;
+        } else if (end < size && end % u != 0) { /* ... or with data after */
+            if (tail > off) {
+                *pnum = tail - off;
+                return 0;
+            }
+            r = alloc_in(c, j->parts[part].bs, end,
+                         (tail + u < size ? tail + u : size) - end, err);
+            if (r < 0) {
+                return r;
+            }
+            if (r > 0) {
+                *st = CV_DATA;
+            }
+        }
+        return 0;
+    }
+    head = (off + u - 1) / u * u;               /* first unit boundary */
+    c->dirty_end = (end - 1) / u * u + u;       /* end of end's unit */
+    *st = CV_DATA;
+    if (!(f & BLK_STATUS_ZERO)) {
+        return 0;
+    }
+    if (head > off) {                           /* zeroes up to a unit start */
+        *pnum = (head < end ? head : end) - off;
+    } else if (tail > off) {                    /* whole units of zeroes */
+        uint64_t io = tail - off;
+
+        if (io > MIRROR_BUF_SIZE) {
+            io = MIRROR_BUF_SIZE;
+        }
+        *pnum = io;
+        if (off % c->align == 0 && (off + io) % c->align == 0) {
+            *st = CV_ZERO;
+        }
+    }
     return 0;
 }
 
@@ -260,6 +370,7 @@ cmd_commit(int argc, char **argv)
         (!c.drop && make_writable(c.top) < 0)) {
         goto out;
     }
+    copy_units(&c);
     top_len = blk_node_get_length(c.top);
     base_len = blk_node_get_length(c.base_bs);
     if (top_len < 0 || base_len < 0) {
