@@ -3,10 +3,11 @@
  * (the top image and the intermediate layers) into the base, then empty
  * the top unless -d or -b, with qemu-img 7.2's options and messages.
  *
- * The chain is opened once, read-only; the base is then reopened
- * read-write in place (blk_node_reopen), and so is the top when it will
- * be emptied, before anything is written, so a top another process uses
- * fails up front as in qemu-img (which opens it read-write).  The top is
+ * The chain is opened once: the top read-write when it will be emptied
+ * (as qemu-img opens it, which also repairs a dirty top), read-only with
+ * -d or -b, and every backing file read-only; then the base is reopened
+ * read-write in place (blk_node_reopen) before anything is written, so a
+ * base or top another process uses fails with nothing changed.  The top is
  * emptied by its driver's make_empty op (qcow2: block/qcow2/empty.c, QEMU
  * 7.2's two ways); a driver without one keeps its data, silently, as
  * qemu-img ignores ENOTSUP there.  The top's header is never rewritten:
@@ -357,17 +358,21 @@ cmd_commit(int argc, char **argv)
     }
     blk_loop_init(CV_MAX_IN_FLIGHT + 2);
     g = blk_graph_new();
-    /* discard=unmap, as qemu-img commit opens the chain (BDRV_O_UNMAP). */
+    /*
+     * discard=unmap, as qemu-img commit opens the chain (BDRV_O_UNMAP).
+     * A top to be emptied is opened read-write, as qemu-img does, so a
+     * dirty one (lazy refcounts) is repaired at open as there.
+     */
     c.top = img_open(g, c.filename, c.fmt, c.image_opts,
-                     cache_flags | BLK_OPEN_UNMAP);
+                     cache_flags | BLK_OPEN_UNMAP |
+                     (c.drop ? 0 : BLK_OPEN_RDWR));
     if (c.top == NULL) {
         goto out;
     }
     prog = blk_progress_new(c.progress ? c.progress_mode : BLK_PROGRESS_OFF,
                             1.0f, stdout);
     blk_progress_print(prog, 0, 100);
-    if (find_base(&c) < 0 || make_writable(c.base_bs) < 0 ||
-        (!c.drop && make_writable(c.top) < 0)) {
+    if (find_base(&c) < 0 || make_writable(c.base_bs) < 0) {
         goto out;
     }
     copy_units(&c);

@@ -337,3 +337,15 @@ chunky() {
          <(qemu-img map -f raw --output=json b-base.raw)
     diff <(qemu-img map --output=json q-top.qcow2) <(qemu-img map --output=json b-top.qcow2)
 }
+
+@test "compat commit: a dirty top (lazy refcounts, crashed writer) is repaired and emptied" {
+    rm -f q-* b-*
+    for p in q b; do
+        shape $p lazy
+        qemu-io -c 'write -P 8 3M 64k' -c abort $p-top.qcow2 >/dev/null 2>&1 || true
+    done
+    qemu-img commit q-top.qcow2 > q.txt 2>/dev/null
+    "$BLK_IMG" commit b-top.qcow2 > b.txt
+    diff q.txt b.txt
+    same_as_qemu
+}
