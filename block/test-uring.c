@@ -3,8 +3,9 @@
  * ops of file, raw and qcow2) against the thread pool (BLK_URING=0): the
  * same random, overlapping mix of reads and writes with many requests in
  * flight must give every read what a sequential model says and leave the
- * same bytes, buffered and O_DIRECT, aligned and unaligned; short reads
- * at end of file, I/O errors and drain behave the same on both paths.
+ * same bytes, buffered and O_DIRECT, aligned and unaligned; contiguous
+ * requests the ring merges, short reads at end of file, I/O errors and
+ * drain behave the same on both paths.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -456,6 +457,156 @@ test_errors_match(bool direct)
     CHECK(strstr(r1, "reading") != NULL);
 }
 
+/* ---- contiguous requests: merged on the ring --------------------------------- */
+
+struct seq {
+    struct blk_req req;
+    struct iovec iov;
+    int *left;
+};
+
+static void
+seq_cb(struct blk_req *r)
+{
+    struct seq *q = container_of(r, struct seq, req);
+
+    (*q->left)--;
+}
+
+/*
+ * Submit n contiguous requests of len bytes from off (all in one loop
+ * turn), buffers from buf, and run them; results and messages to ret
+ * and msg (msg may be NULL).
+ */
+static void
+run_seq(struct blk_node *bs, enum blk_op op, uint64_t off, unsigned char *buf,
+        uint64_t len, int n, int *ret, char (*msg)[512])
+{
+    struct seq *q = xcalloc((size_t)n, sizeof(*q));
+    int left = n;
+
+    for (int i = 0; i < n; i++) {
+        q[i].iov.iov_base = buf + (uint64_t)i * len;
+        q[i].iov.iov_len = len;
+        q[i].left = &left;
+        q[i].req.op = op;
+        q[i].req.offset = off + (uint64_t)i * len;
+        q[i].req.length = len;
+        q[i].req.iov = &q[i].iov;
+        q[i].req.iovcnt = 1;
+        q[i].req.cb = seq_cb;
+        blk_req_submit(bs, &q[i].req);
+    }
+    while (left > 0) {
+        uv_run(blk_loop(), UV_RUN_ONCE);
+    }
+    for (int i = 0; i < n; i++) {
+        ret[i] = q[i].req.ret;
+        if (msg != NULL) {
+            snprintf(msg[i], sizeof(msg[i]), "%s", q[i].req.err.msg);
+        }
+    }
+    free(q);
+}
+
+/*
+ * 256 contiguous 4 KiB writes, then reads, submitted at once: the ring
+ * merges them (its counter moves), the bytes are right, and the pool
+ * gives the same.  Then a group that fails (a write through a read-only
+ * descriptor) gives every member its own error, and a group of reads
+ * that crosses the end of the file (which shrank under the node) gives
+ * data then zeroes, each as alone.
+ */
+static void
+test_merged(bool uring, bool direct, unsigned char *out)
+{
+    char *p = xasprintf("%s/seq.raw", dir);
+    struct blk_graph *g = blk_graph_new();
+    unsigned char *wbuf = blk_try_memalign(4096, IMG_SIZE);
+    unsigned char *rbuf = blk_try_memalign(4096, IMG_SIZE);
+    unsigned long merged0;
+    int ret[256], fd, saved, other;
+    char (*msg)[512] = xcalloc(16, sizeof(*msg));
+    struct blk_node *bs;
+
+    CHECK_INT(create_raw(p, IMG_SIZE, 0x01), 0);
+    use_uring(uring);
+    bs = open_img(g, p, "raw", direct);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        goto out;
+    }
+    for (int i = 0; i < IMG_SIZE; i++) {
+        wbuf[i] = (unsigned char)(i * 7 + i / 4096);
+    }
+    merged0 = blk_uring_merged();
+    run_seq(bs, BLK_OP_WRITE, 0, wbuf, 4096, 256, ret, NULL);
+    for (int i = 0; i < 256; i++) {
+        CHECK_INT(ret[i], 0);
+    }
+    if (uring && have_uring) {
+        CHECK(blk_uring_merged() - merged0 >= 128);
+    } else {
+        CHECK_INT(blk_uring_merged(), merged0);
+    }
+    memset(rbuf, 0xee, IMG_SIZE);
+    run_seq(bs, BLK_OP_READ, 0, rbuf, 4096, 256, ret, NULL);
+    for (int i = 0; i < 256; i++) {
+        CHECK_INT(ret[i], 0);
+    }
+    CHECK(memcmp(rbuf, wbuf, IMG_SIZE) == 0);
+    memcpy(out, rbuf, IMG_SIZE);
+
+    /* A failing group: each member reports its own error. */
+    fd = find_fd(p);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        saved = dup(fd);
+        other = open(p, O_RDONLY);
+        dup2(other, fd);
+        close(other);
+        run_seq(bs, BLK_OP_WRITE, 65536, wbuf, 4096, 16, ret, msg);
+        for (int i = 0; i < 16; i++) {
+            CHECK_INT(ret[i], -EBADF);
+            CHECK(strstr(msg[i], "writing") != NULL);
+        }
+        dup2(saved, fd);
+        close(saved);
+    }
+
+    /* Reads across the (new) end of the file: data, then zeroes. */
+    CHECK_INT(truncate(p, IMG_SIZE - 6144), 0);
+    memset(rbuf, 0xee, 16384);
+    run_seq(bs, BLK_OP_READ, IMG_SIZE - 16384, rbuf, 4096, 4, ret, NULL);
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(ret[i], 0);
+    }
+    CHECK(memcmp(rbuf, wbuf + IMG_SIZE - 16384, 10240) == 0);
+    CHECK(rbuf[10240] == 0 && rbuf[16383] == 0 &&
+          memcmp(rbuf + 10240, rbuf + 10241, 6143) == 0);
+    memcpy(out + IMG_SIZE - 16384, rbuf, 16384);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    unlink(p);
+    free(msg);
+    free(wbuf);
+    free(rbuf);
+    free(p);
+}
+
+static void
+test_merged_match(bool direct)
+{
+    unsigned char *a = xmalloc(IMG_SIZE), *b = xmalloc(IMG_SIZE);
+
+    test_merged(true, direct, a);
+    test_merged(false, direct, b);
+    CHECK(memcmp(a, b, IMG_SIZE) == 0);
+    free(a);
+    free(b);
+}
+
 /* ---- drain ---------------------------------------------------------------- */
 
 struct drain_ctx {
@@ -552,6 +703,8 @@ main(void)
     test_short_read_at_eof(false, true);
     test_errors_match(false);
     test_errors_match(true);
+    test_merged_match(false);
+    test_merged_match(true);
     test_drain_in_flight();
     blk_uring_shutdown();
     uv_run(blk_loop(), UV_RUN_NOWAIT);  /* the ring's handles close */

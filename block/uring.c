@@ -7,6 +7,8 @@
  * empty).  Loop thread only.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stddef.h>
 #include <linux/io_uring.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 
 #include "block/block.h"
 #include "block/uring.h"
+#include "util/iov.h"
 #include "util/xalloc.h"
 
 #define RING_ENTRIES 256        /* SQ entries; the kernel gives 2x CQ entries */
@@ -34,7 +37,8 @@ struct ring {
     unsigned to_submit;         /* filled, not yet taken by io_uring_enter */
     unsigned in_flight;         /* queued or in the kernel, cb not yet run */
     uv_poll_t *poll;            /* the ring fd; referenced while in_flight */
-    uv_prepare_t *prepare;      /* active while to_submit */
+    uv_prepare_t *prepare;      /* active while anything is to submit */
+    uv_idle_t *idle;            /* active while prepare left work behind */
 };
 
 static struct ring ring = { .fd = -1 };
@@ -138,14 +142,94 @@ out_unmap:
     return -(int)i;
 }
 
+static void prepare_cb(uv_prepare_t *h);
+
 /* ---- completions ------------------------------------------------------------ */
 
-/* One operation less in flight: the loop need not wait for the ring. */
+/*
+ * Contiguous reads or writes of one fd queued in the same loop turn go to
+ * the kernel as one readv/writev (a group): page-cache writes cost the
+ * kernel about the same per call whatever their size (measured here:
+ * 4 KiB pwrite 12.7 us, 256 KiB 128 us), and each call of the worker the
+ * kernel punts buffered ext4 writes to runs alone on the file.
+ */
+#define MERGE_MAX_OPS 64
+#define MERGE_MAX_BYTES (1024 * 1024)
+
+struct group {
+    struct blk_uring_op op;             /* the one in the SQE */
+    struct blk_uring_op *members;       /* in file order, through next */
+    struct iovec iov[];
+};
+
+static struct blk_uring_op *pend_head, *pend_tail;     /* not yet in an SQE */
+static unsigned long merged_ops;        /* ops that went in a group */
+
+static void group_cb(struct blk_uring_op *op, int res);
+
 static void
-op_done(void)
+start_prepare(void)
+{
+    if (!uv_is_active((uv_handle_t *)ring.prepare)) {
+        uv_prepare_start(ring.prepare, prepare_cb);
+    }
+}
+
+static void
+pend(struct blk_uring_op *op)
+{
+    op->next = NULL;
+    if (pend_tail != NULL) {
+        pend_tail->next = op;
+    } else {
+        pend_head = op;
+    }
+    pend_tail = op;
+    start_prepare();
+}
+
+/* One operation done: its callback, and the loop need not wait for it. */
+static void
+finish(struct blk_uring_op *op, int res)
 {
     if (--ring.in_flight == 0) {
         uv_unref((uv_handle_t *)ring.poll);
+    }
+    op->cb(op, res);
+}
+
+/*
+ * A group completed: all of it, or each member goes again alone, so that
+ * errors and short transfers reach the one request they belong to
+ * (repeating a read or a write of the same bytes is harmless; the core
+ * keeps overlapping requests out meanwhile).
+ */
+static void
+group_cb(struct blk_uring_op *op, int res)
+{
+    struct group *g = container_of(op, struct group, op);
+    struct blk_uring_op *m = g->members, *next;
+    bool whole = res >= 0 && (uint64_t)res == g->op.len;
+
+    free(g);
+    for (; m != NULL; m = next) {
+        next = m->next;
+        if (whole) {
+            finish(m, (int)m->len);
+        } else {
+            m->solo = true;
+            pend(m);
+        }
+    }
+}
+
+static void
+complete_op(struct blk_uring_op *op, int res)
+{
+    if (op->cb == group_cb) {
+        group_cb(op, res);
+    } else {
+        finish(op, res);
     }
 }
 
@@ -168,8 +252,7 @@ reap(void)
 
             head++;
             __atomic_store_n(ring.cq_head, head, __ATOMIC_RELEASE);
-            op_done();
-            op->cb(op, res);
+            complete_op(op, res);
         }
     }
 }
@@ -196,8 +279,18 @@ fail_unsubmitted(int res)
     __atomic_store_n(ring.sq_tail, head, __ATOMIC_RELEASE);
     ring.to_submit = 0;
     for (i = 0; i < n; i++) {
-        op_done();
-        ops[i]->cb(ops[i], res);
+        if (ops[i]->cb == group_cb) {
+            struct group *g = container_of(ops[i], struct group, op);
+            struct blk_uring_op *m = g->members, *next;
+
+            free(g);
+            for (; m != NULL; m = next) {
+                next = m->next;
+                finish(m, res);
+            }
+        } else {
+            finish(ops[i], res);
+        }
     }
     free(ops);
 }
@@ -227,15 +320,141 @@ flush(void)
     }
 }
 
+/* ---- submission ------------------------------------------------------------ */
+
+static struct io_uring_sqe *
+sq_slot(void)
+{
+    unsigned head = __atomic_load_n(ring.sq_head, __ATOMIC_ACQUIRE);
+    struct io_uring_sqe *sqe;
+
+    if (ring.sq_local - head >= ring.sq_entries) {
+        return NULL;
+    }
+    sqe = &ring.sqes[ring.sq_local & *ring.sq_mask];
+    memset(sqe, 0, sizeof(*sqe));
+    return sqe;
+}
+
+static void
+fill_sqe(struct io_uring_sqe *sqe, struct blk_uring_op *op,
+         const struct iovec *iov, int iovcnt)
+{
+    bool write = op->opcode == IORING_OP_WRITEV;
+
+    sqe->fd = op->fd;
+    sqe->off = op->off;
+    sqe->user_data = (uint64_t)(uintptr_t)op;
+    if (op->opcode == IORING_OP_FSYNC) {
+        sqe->opcode = IORING_OP_FSYNC;
+        sqe->fsync_flags = (uint32_t)op->rw_flags;
+    } else if (iovcnt == 1 && iov[0].iov_len <= UINT32_MAX) {
+        sqe->opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
+        sqe->addr = (uint64_t)(uintptr_t)iov[0].iov_base;
+        sqe->len = (uint32_t)iov[0].iov_len;
+        sqe->rw_flags = op->rw_flags;
+    } else {
+        sqe->opcode = op->opcode;
+        sqe->addr = (uint64_t)(uintptr_t)iov;
+        sqe->len = (uint32_t)iovcnt;
+        sqe->rw_flags = op->rw_flags;
+    }
+    ring.sq_local++;
+    __atomic_store_n(ring.sq_tail, ring.sq_local, __ATOMIC_RELEASE);
+    ring.to_submit++;
+}
+
+static bool
+mergeable(const struct blk_uring_op *a, const struct blk_uring_op *b)
+{
+    return a->opcode != IORING_OP_FSYNC && b->opcode == a->opcode &&
+           !a->solo && !b->solo && a->fd == b->fd &&
+           a->rw_flags == b->rw_flags && a->off + a->len == b->off;
+}
+
+/* Move the queued operations into SQEs, contiguous runs as one group. */
+static void
+build(void)
+{
+    while (pend_head != NULL) {
+        struct blk_uring_op *op = pend_head, *last = op;
+        struct io_uring_sqe *sqe = sq_slot();
+        uint64_t len = op->len;
+        int n = 1, iovs = op->iovcnt;
+
+        if (sqe == NULL) {
+            flush();
+            sqe = sq_slot();
+            if (sqe == NULL) {
+                return;         /* the kernel is full: next loop turn */
+            }
+        }
+        while (last->next != NULL && n < MERGE_MAX_OPS &&
+               mergeable(last, last->next) &&
+               iovs + last->next->iovcnt <= IOV_MAX &&
+               len + last->next->len <= MERGE_MAX_BYTES) {
+            last = last->next;
+            n++;
+            iovs += last->iovcnt;
+            len += last->len;
+        }
+        pend_head = last->next;
+        if (pend_head == NULL) {
+            pend_tail = NULL;
+        }
+        last->next = NULL;
+        if (n == 1) {
+            fill_sqe(sqe, op, op->iov, op->iovcnt);
+        } else {
+            struct group *g = xmalloc(sizeof(*g) +
+                                      (size_t)iovs * sizeof(struct iovec));
+            struct blk_uring_op *m;
+            int k = 0;
+
+            g->op = *op;
+            g->op.cb = group_cb;
+            g->op.len = len;
+            g->op.next = NULL;
+            g->members = op;
+            merged_ops += (unsigned long)n;
+            for (m = op; m != NULL; m = m->next) {
+                memcpy(&g->iov[k], m->iov, (size_t)m->iovcnt * sizeof(*m->iov));
+                k += m->iovcnt;
+            }
+            fill_sqe(sqe, &g->op, g->iov, iovs);
+        }
+    }
+}
+
+static void
+idle_cb(uv_idle_t *h)
+{
+}
+
+/*
+ * Just before the loop polls: submit.  Page-cache hits and errors
+ * complete inside io_uring_enter, and their callbacks may queue more (a
+ * short transfer goes on, a failed group's members go again alone), which
+ * must be submitted before the loop sleeps: a prepare handle started now
+ * would run only after the poll.  If work is left even so, an idle handle
+ * keeps the loop from sleeping until the next turn submits it.
+ */
 static void
 prepare_cb(uv_prepare_t *h)
 {
-    flush();
-    if (ring.to_submit == 0) {
+    int rounds = 0;
+
+    do {
+        build();
+        flush();
+        reap();
+    } while ((pend_head != NULL || ring.to_submit > 0) && ++rounds < 8);
+    if (pend_head == NULL && ring.to_submit == 0) {
         uv_prepare_stop(h);
+        uv_idle_stop(ring.idle);
+    } else {
+        uv_idle_start(ring.idle, idle_cb);
     }
-    /* Page-cache hits and errors complete inside io_uring_enter. */
-    reap();
 }
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -264,13 +483,16 @@ blk_uring_ready(void)
     loop = blk_loop();
     ring.poll = xzalloc(sizeof(*ring.poll));
     ring.prepare = xzalloc(sizeof(*ring.prepare));
+    ring.idle = xzalloc(sizeof(*ring.idle));
     if (uv_poll_init(loop, ring.poll, ring.fd) < 0) {
         free(ring.poll);
         free(ring.prepare);
+        free(ring.idle);
         unmap_ring(&ring);
         return false;
     }
     uv_prepare_init(loop, ring.prepare);
+    uv_idle_init(loop, ring.idle);
     /*
      * Always watched, so no epoll_ctl per request; it keeps the loop alive
      * (referenced) only while something is in flight.
@@ -281,82 +503,44 @@ blk_uring_ready(void)
     return true;
 }
 
-static struct io_uring_sqe *
-get_sqe(void)
+/* Take op (filled in) into the next submission; 0, or -EAGAIN. */
+static int
+queue_op(struct blk_uring_op *op)
 {
-    unsigned head;
-    struct io_uring_sqe *sqe;
-
     if (!blk_uring_ready() || ring.in_flight >= ring.cq_entries) {
-        return NULL;
+        return -EAGAIN;
     }
-    head = __atomic_load_n(ring.sq_head, __ATOMIC_ACQUIRE);
-    if (ring.sq_local - head >= ring.sq_entries) {
-        flush();
-        head = __atomic_load_n(ring.sq_head, __ATOMIC_ACQUIRE);
-        if (ring.sq_local - head >= ring.sq_entries) {
-            return NULL;
-        }
-    }
-    sqe = &ring.sqes[ring.sq_local & *ring.sq_mask];
-    memset(sqe, 0, sizeof(*sqe));
-    return sqe;
-}
-
-/* Publish the SQE just filled; the prepare handle submits it. */
-static void
-queue_sqe(struct io_uring_sqe *sqe, struct blk_uring_op *op)
-{
-    sqe->user_data = (uint64_t)(uintptr_t)op;
-    ring.sq_local++;
-    __atomic_store_n(ring.sq_tail, ring.sq_local, __ATOMIC_RELEASE);
-    ring.to_submit++;
     if (ring.in_flight++ == 0) {
         uv_ref((uv_handle_t *)ring.poll);
     }
-    if (!uv_is_active((uv_handle_t *)ring.prepare)) {
-        uv_prepare_start(ring.prepare, prepare_cb);
-    }
+    pend(op);
+    return 0;
 }
 
 int
 blk_uring_rw(struct blk_uring_op *op, int fd, bool write,
              const struct iovec *iov, int iovcnt, uint64_t off, int rw_flags)
 {
-    struct io_uring_sqe *sqe = get_sqe();
-
-    if (sqe == NULL) {
-        return -EAGAIN;
-    }
-    if (iovcnt == 1) {
-        sqe->opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
-        sqe->addr = (uint64_t)(uintptr_t)iov[0].iov_base;
-        sqe->len = (uint32_t)iov[0].iov_len;
-    } else {
-        sqe->opcode = write ? IORING_OP_WRITEV : IORING_OP_READV;
-        sqe->addr = (uint64_t)(uintptr_t)iov;
-        sqe->len = (uint32_t)iovcnt;
-    }
-    sqe->fd = fd;
-    sqe->off = off;
-    sqe->rw_flags = rw_flags;
-    queue_sqe(sqe, op);
-    return 0;
+    op->opcode = write ? IORING_OP_WRITEV : IORING_OP_READV;
+    op->solo = iovcnt > IOV_MAX;
+    op->fd = fd;
+    op->rw_flags = rw_flags;
+    op->iov = iov;
+    op->iovcnt = iovcnt;
+    op->off = off;
+    op->len = iov_size(iov, iovcnt);
+    return queue_op(op);
 }
 
 int
 blk_uring_fsync(struct blk_uring_op *op, int fd, bool datasync)
 {
-    struct io_uring_sqe *sqe = get_sqe();
-
-    if (sqe == NULL) {
-        return -EAGAIN;
-    }
-    sqe->opcode = IORING_OP_FSYNC;
-    sqe->fd = fd;
-    sqe->fsync_flags = datasync ? IORING_FSYNC_DATASYNC : 0;
-    queue_sqe(sqe, op);
-    return 0;
+    memset(&op->opcode, 0, sizeof(*op) - offsetof(struct blk_uring_op, opcode));
+    op->opcode = IORING_OP_FSYNC;
+    op->solo = true;
+    op->fd = fd;
+    op->rw_flags = datasync ? IORING_FSYNC_DATASYNC : 0;
+    return queue_op(op);
 }
 
 unsigned
@@ -365,12 +549,19 @@ blk_uring_in_flight(void)
     return ring_state > 0 ? ring.in_flight : 0;
 }
 
+unsigned long
+blk_uring_merged(void)
+{
+    return merged_ops;
+}
+
 void
 blk_uring_shutdown(void)
 {
     if (ring_state > 0) {
         uv_close((uv_handle_t *)ring.poll, (uv_close_cb)free);
         uv_close((uv_handle_t *)ring.prepare, (uv_close_cb)free);
+        uv_close((uv_handle_t *)ring.idle, (uv_close_cb)free);
         unmap_ring(&ring);
     }
     ring_state = 0;

@@ -23,6 +23,15 @@ typedef void blk_uring_cb(struct blk_uring_op *op, int res);
 /* One operation in the ring; the caller embeds and owns it until cb. */
 struct blk_uring_op {
     blk_uring_cb *cb;
+    /* private to uring.c: the operation until it is in an SQE */
+    uint8_t opcode;             /* IORING_OP_READV, _WRITEV, _FSYNC */
+    bool solo;                  /* never merged with its neighbours */
+    int fd;
+    int rw_flags;               /* RWF_*, or the fsync flags */
+    const struct iovec *iov;
+    int iovcnt;
+    uint64_t off, len;          /* bytes */
+    struct blk_uring_op *next;  /* queued, or the next member of a group */
 };
 
 /*
@@ -36,8 +45,10 @@ bool blk_uring_ready(void);
 /*
  * Queue a readv (write false) or writev of iov at off on fd, with
  * RWF_* rw_flags.  op, iov and the buffers stay borrowed until op->cb
- * runs.  Returns 0, or -EAGAIN when the ring is full or off (nothing
- * was queued; op->cb will not run).
+ * runs.  Contiguous transfers queued in one loop turn may reach the
+ * kernel as one; each op still gets its own result.  Returns 0, or
+ * -EAGAIN when the ring is full or off (nothing was queued; op->cb will
+ * not run).
  */
 int blk_uring_rw(struct blk_uring_op *op, int fd, bool write,
                  const struct iovec *iov, int iovcnt, uint64_t off,
@@ -48,6 +59,9 @@ int blk_uring_fsync(struct blk_uring_op *op, int fd, bool datasync);
 
 /* Operations queued or in the kernel whose callback has not run. */
 unsigned blk_uring_in_flight(void);
+
+/* Operations that reached the kernel merged with a neighbour (tests). */
+unsigned long blk_uring_merged(void);
 
 /*
  * Close the ring (tests switch paths with it): the next blk_uring_ready
