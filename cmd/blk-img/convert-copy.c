@@ -473,6 +473,19 @@ plan_writes(struct slot *s)
 
 static void kick(struct engine *e);
 static void start_read(struct slot *s);
+
+/*
+ * With in_order, may the next chunk write once this one has issued its
+ * writes (rather than completed them)?  Compressed clusters: so that the
+ * workers compress several at once; a raw target: it has no allocation
+ * order to keep, and the writes (started in order) then follow each
+ * other without a round trip through the loop.
+ */
+static bool
+issue_is_enough(const struct cv_job *j)
+{
+    return j->compressed || j->issue_order;
+}
 static void try_write(struct slot *s);
 
 static void
@@ -480,7 +493,7 @@ finish_slot(struct slot *s)
 {
     struct engine *e = s->e;
 
-    if (e->j->in_order && !e->j->compressed && s->state == S_WRITE) {
+    if (e->j->in_order && !issue_is_enough(e->j) && s->state == S_WRITE) {
         e->wr_offs = s->off + s->len;
     }
     s->state = S_IDLE;
@@ -576,7 +589,7 @@ issue_writes(struct slot *s)
 
     s->state = S_WRITE;
     if (s->copy) {
-        if (j->in_order && j->compressed) {
+        if (j->in_order && issue_is_enough(j)) {
             e->wr_offs = s->off + s->len;
         }
         uv_queue_work(blk_loop(), &s->work, copy_work, copy_done);
@@ -613,12 +626,12 @@ issue_writes(struct slot *s)
      * Other writes: the next chunk waits until these completed, as in
      * qemu-img, so qcow2 allocates host clusters strictly in guest order.
      */
-    if (j->in_order && j->compressed) {
+    if (j->in_order && issue_is_enough(j)) {
         e->wr_offs = s->off + s->len;
     }
     if (--s->pending == 0) {
         finish_slot(s);
-    } else if (j->in_order && j->compressed) {
+    } else if (j->in_order && issue_is_enough(j)) {
         kick(e);
     }
 }

@@ -58,6 +58,8 @@ struct cv_job {
     cv_status_fn *status;       /* NULL: cv_status_chain */
     void *opaque;
     bool compressed;            /* whole clusters with BLK_REQ_COMPRESSED */
+    bool issue_order;           /* in_order: writes need only be issued in
+                                   order (a raw target allocates nothing) */
     bool in_order;              /* write chunks in offset order (no -W) */
     bool has_zero_init;         /* target already reads as zeroes */
     bool salvage;               /* read errors become zeroes (--salvage) */

@@ -624,6 +624,13 @@ fill_job(struct cv_job *j, const struct convert_opts *o, bool created,
 {
     j->compressed = o->compressed;
     j->in_order = o->in_order;
+    {
+        const char *t = blk_node_driver(j->target)->name;
+
+        /* Formats without allocation: host offsets follow guest offsets. */
+        j->issue_order = strcmp(t, "raw") == 0 || strcmp(t, "file") == 0 ||
+                         strcmp(t, "host_device") == 0;
+    }
     j->target_has_backing = has_backing;
     j->target_backing_len = -1;
     if (has_backing && created && blk_node_backing(j->target) != NULL) {
