@@ -468,6 +468,38 @@ cor_close(struct blk_node *bs)
     pthread_mutex_destroy(&s->lock);
 }
 
+/*
+ * Reopen: the filter keeps copying, so it cannot go read-only (QEMU 7.2
+ * refuses a copy-on-read node the same way, naming the image); bottom
+ * stays as opened.
+ */
+static int
+cor_reopen_prepare(struct blk_node *bs, const struct kv *opts, bool read_only,
+                   void **state, struct blk_error *err)
+{
+    struct cor_state *s = blk_node_state(bs);
+    const char *bottom = kv_get_str(opts, "bottom", NULL);
+    struct blk_node *img = skip_filters(blk_child_node(s->file));
+
+    if (read_only) {
+        return blk_error_set(err, -EINVAL, "Can't set node '%s' to r/o with "
+                             "copy-on-read enabled",
+                             blk_node_get_name(img != NULL ? img : bs));
+    }
+    if ((bottom == NULL) != (s->bottom == NULL) ||
+        (bottom != NULL && strcmp(bottom, s->bottom) != 0)) {
+        return blk_error_set(err, -EINVAL, "bottom of '%s' cannot be changed "
+                             "by reopen", blk_node_get_name(bs));
+    }
+    *state = NULL;
+    return 0;
+}
+
+static void
+cor_reopen_end(struct blk_node *bs, void *state)
+{
+}
+
 const struct blk_driver blk_driver_copy_on_read = {
     .name = "copy-on-read",
     .threads = BLK_THREADS_PARALLEL,
@@ -479,4 +511,7 @@ const struct blk_driver blk_driver_copy_on_read = {
     .pwritev = cor_pwritev,
     .zero = cor_zero,
     .discard = cor_discard,
+    .reopen_prepare = cor_reopen_prepare,
+    .reopen_commit = cor_reopen_end,
+    .reopen_abort = cor_reopen_end,
 };

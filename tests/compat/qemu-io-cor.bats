@@ -151,3 +151,12 @@ IN
     assert_output --partial "Bottom node 'nosuch'"
     assert_equal "$(qemu-img map --output=json b.qcow2)" "$(qemu-img map --output=json a.qcow2)"
 }
+
+@test "cor: reopen -r is refused while -C copies, reopen -w and reads go on" {
+    check_inline <<'SCRIPT'
+qemu-img create -q -f qcow2 "$T/base.qcow2" 1M
+qemu-io -c 'write -P 0xaa 0 256k' "$T/base.qcow2" >/dev/null
+img qcow2 1M "backing_file=$T/base.qcow2,backing_fmt=qcow2"
+io -C -c 'reopen -r' -c 'read -P 0xaa 0 4k' -c 'map' -c 'reopen -w' -c 'read -P 0xaa 64k 4k' -c 'map' | sed -E 's/#block[0-9]+/#blockN/'
+SCRIPT
+}
