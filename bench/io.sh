@@ -27,6 +27,17 @@ for fmt in raw qcow2; do
     cat "$dir/img.$fmt" >/dev/null      # warm the page cache
 done
 
+# The device's own pace: one synchronous 4 KiB O_DIRECT transfer at a time
+# (dd), what anything that sleeps while the disk works can reach at depth 1.
+ceiling() {
+    dd "$@" bs=4k count=20000 2>&1 | awk '/copied/ {
+        for (i = 1; i <= NF; i++) if ($i == "s,") printf "%d", 20000 / $(i - 1) }'
+}
+printf "device ceiling (dd, synchronous 4 KiB O_DIRECT): read %s req/s, write %s req/s\n" \
+    "$(ceiling if="$dir/img.raw" of=/dev/null iflag=direct)" \
+    "$(ceiling if=/dev/zero of="$dir/img.raw" oflag=direct conv=notrunc)"
+qemu-io -f raw -c 'write -q -P 0x5a 0 80M' "$dir/img.raw" >/dev/null
+
 # secs TOOL ARGS... : the "Run completed in X seconds" of one run
 secs() {
     "$@" 2>&1 | sed -n 's/^Run completed in \([0-9.]*\) seconds\.$/\1/p'
