@@ -676,7 +676,8 @@ track_begin_alone(struct blk_node *bs, enum blk_op op, uint64_t off,
 /*
  * Run an aligned read or write on the loop without blocking, or say
  * -EAGAIN.  Only the plain case qualifies: aligned, within max_transfer,
- * memory aligned, no detect-zeroes rewrite, no overlap with anything in
+ * memory aligned, no detect-zeroes rewrite, not compressed (the slow path
+ * refuses that where the driver cannot), no overlap with anything in
  * flight, and a driver that offers a try op (a SERIAL driver only if its
  * lock is free).  A track is held meanwhile, so a worker's nested request
  * that overlaps waits for us.  With aio, the driver's aio op instead
@@ -706,7 +707,8 @@ io_fast(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
         ((off | len) & (a - 1)) != 0 ||
         (bs->limits.max_transfer != 0 && len > bs->limits.max_transfer) ||
         !iov_mem_aligned(iov, iovcnt, bs->limits.min_mem_alignment) ||
-        (op == BLK_OP_WRITE && bs->detect_zeroes != BLK_DZ_OFF)) {
+        (op == BLK_OP_WRITE && (bs->detect_zeroes != BLK_DZ_OFF ||
+                                (flags & BLK_REQ_COMPRESSED)))) {
         return -EAGAIN;
     }
     r = check_request(bs, op, off, &len, top, err);

@@ -365,6 +365,47 @@ test_short_read_at_eof(bool uring, bool direct)
     free(p);
 }
 
+/*
+ * What the pool path refuses stays refused: a compressed write to raw is
+ * -ENOTSUP on both paths, and leaves the data alone.
+ */
+static void
+test_compressed_refused(bool uring)
+{
+    char *p = xasprintf("%s/comp.raw", dir);
+    struct blk_graph *g = blk_graph_new();
+    unsigned char *buf = blk_try_memalign(4096, 4096);
+    struct blk_req req = { 0 };
+    struct iovec iov = { buf, 4096 };
+    struct blk_node *bs;
+
+    CHECK_INT(create_raw(p, IMG_SIZE, 0x44), 0);
+    use_uring(uring);
+    bs = open_img(g, p, "raw", true);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        memset(buf, 0x55, 4096);
+        req.op = BLK_OP_WRITE;
+        req.offset = 0;
+        req.length = 4096;
+        req.iov = &iov;
+        req.iovcnt = 1;
+        req.flags = BLK_REQ_COMPRESSED;
+        req.cb = one_cb;
+        one_done = false;
+        blk_req_submit(bs, &req);
+        blk_loop_run_until(&one_done);
+        CHECK_INT(req.ret, -ENOTSUP);
+        CHECK_INT(run_one(bs, BLK_OP_READ, 0, buf, 4096, NULL, 0), 0);
+        CHECK(buf[0] == 0x44 && buf[4095] == 0x44);
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+    unlink(p);
+    free(buf);
+    free(p);
+}
+
 /* The node's descriptor for path p (the only one open on it), or -1. */
 static int
 find_fd(const char *p)
@@ -703,6 +744,8 @@ main(void)
     test_short_read_at_eof(false, true);
     test_errors_match(false);
     test_errors_match(true);
+    test_compressed_refused(true);
+    test_compressed_refused(false);
     test_merged_match(false);
     test_merged_match(true);
     test_drain_in_flight();

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stddef.h>
 #include <linux/io_uring.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,10 +344,7 @@ fill_sqe(struct io_uring_sqe *sqe, struct blk_uring_op *op,
     sqe->fd = op->fd;
     sqe->off = op->off;
     sqe->user_data = (uint64_t)(uintptr_t)op;
-    if (op->opcode == IORING_OP_FSYNC) {
-        sqe->opcode = IORING_OP_FSYNC;
-        sqe->fsync_flags = (uint32_t)op->rw_flags;
-    } else if (iovcnt == 1 && iov[0].iov_len <= UINT32_MAX) {
+    if (iovcnt == 1 && iov[0].iov_len <= UINT32_MAX) {
         sqe->opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
         sqe->addr = (uint64_t)(uintptr_t)iov[0].iov_base;
         sqe->len = (uint32_t)iov[0].iov_len;
@@ -367,8 +363,7 @@ fill_sqe(struct io_uring_sqe *sqe, struct blk_uring_op *op,
 static bool
 mergeable(const struct blk_uring_op *a, const struct blk_uring_op *b)
 {
-    return a->opcode != IORING_OP_FSYNC && b->opcode == a->opcode &&
-           !a->solo && !b->solo && a->fd == b->fd &&
+    return b->opcode == a->opcode && !a->solo && !b->solo && a->fd == b->fd &&
            a->rw_flags == b->rw_flags && a->off + a->len == b->off;
 }
 
@@ -529,17 +524,6 @@ blk_uring_rw(struct blk_uring_op *op, int fd, bool write,
     op->iovcnt = iovcnt;
     op->off = off;
     op->len = iov_size(iov, iovcnt);
-    return queue_op(op);
-}
-
-int
-blk_uring_fsync(struct blk_uring_op *op, int fd, bool datasync)
-{
-    memset(&op->opcode, 0, sizeof(*op) - offsetof(struct blk_uring_op, opcode));
-    op->opcode = IORING_OP_FSYNC;
-    op->solo = true;
-    op->fd = fd;
-    op->rw_flags = datasync ? IORING_FSYNC_DATASYNC : 0;
     return queue_op(op);
 }
 

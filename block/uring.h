@@ -1,7 +1,7 @@
 /*
  * uring.h - the loop's io_uring: one ring (the engine has one loop),
- * created on first use with raw syscalls, that runs file reads, writes and
- * fsyncs without handing them to a pool thread.  Submissions collect
+ * created on first use with raw syscalls, that runs file reads and writes
+ * without handing them to a pool thread.  Submissions collect
  * during a loop turn and go to the kernel in one io_uring_enter before the
  * loop polls; completions come back through a uv_poll on the ring's fd.
  * Loop thread only.  BLK_URING=0 in the environment turns it off.
@@ -24,10 +24,10 @@ typedef void blk_uring_cb(struct blk_uring_op *op, int res);
 struct blk_uring_op {
     blk_uring_cb *cb;
     /* private to uring.c: the operation until it is in an SQE */
-    uint8_t opcode;             /* IORING_OP_READV, _WRITEV, _FSYNC */
+    uint8_t opcode;             /* IORING_OP_READV or _WRITEV */
     bool solo;                  /* never merged with its neighbours */
     int fd;
-    int rw_flags;               /* RWF_*, or the fsync flags */
+    int rw_flags;               /* RWF_* */
     const struct iovec *iov;
     int iovcnt;
     uint64_t off, len;          /* bytes */
@@ -53,9 +53,6 @@ bool blk_uring_ready(void);
 int blk_uring_rw(struct blk_uring_op *op, int fd, bool write,
                  const struct iovec *iov, int iovcnt, uint64_t off,
                  int rw_flags);
-
-/* Queue an fsync (fdatasync if datasync) of fd; as blk_uring_rw. */
-int blk_uring_fsync(struct blk_uring_op *op, int fd, bool datasync);
 
 /* Operations queued or in the kernel whose callback has not run. */
 unsigned blk_uring_in_flight(void);
