@@ -1,8 +1,9 @@
 /*
  * req.c - the asynchronous engine on the libuv loop: admission (checks,
- * the drain gate, throttle holds on timers), the hand-off of a request's
- * whole driver chain to the thread pool, and the one completion callback
- * on the loop.  Loop thread only, except work_cb which runs on a worker.
+ * the drain gate, throttle holds on timers), then a request's whole
+ * driver chain on the loop (a page-cache hit), on the loop's io_uring
+ * (block/uring.c), or handed to the thread pool, and the one completion
+ * callback on the loop.  Loop thread only, except work_cb (a worker).
  */
 #include <assert.h>
 #include <errno.h>
@@ -71,21 +72,79 @@ is_data_op(enum blk_op op)
            op == BLK_OP_DISCARD;
 }
 
+void
+blk_order_gate_init(struct blk_order_gate *g)
+{
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->issued = 0;
+    g->passed = 0;
+}
+
+void
+blk_order_gate_destroy(struct blk_order_gate *g)
+{
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
+/* Worker: wait until every ordered request before req is done. */
+static void
+gate_wait(struct blk_req *req)
+{
+    struct blk_order_gate *g = req->gate;
+
+    pthread_mutex_lock(&g->lock);
+    while (g->passed + 1 < req->gate_seq) {
+        pthread_cond_wait(&g->cond, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+/*
+ * req is done with its drivers: let the next one start.  passed only
+ * grows, so a request that failed admission (passing at once) can never
+ * move it back.
+ */
+static void
+gate_pass(struct blk_req *req)
+{
+    struct blk_order_gate *g = req->gate;
+
+    pthread_mutex_lock(&g->lock);
+    if (req->gate_seq > g->passed) {
+        g->passed = req->gate_seq;
+    }
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
 static void
 work_cb(uv_work_t *w)
 {
     struct blk_req *req = container_of(w, struct blk_req, work);
     struct blk_track *t = req->track;
+    bool ordered = (req->flags & BLK_REQ_ORDERED) != 0;
 
     if (req->ret < 0) {
+        if (ordered) {
+            gate_pass(req);
+        }
         return;             /* failed admission: complete with that error */
+    }
+    if (ordered) {
+        gate_wait(req);
     }
     if (t != NULL) {
         blk_track_wait(req->node, t);
     }
     req->ret = blk_io_run(req->node, req->op, req->offset, req->length,
-                          req->iov, req->iovcnt, req->flags, &req->status,
-                          true, t != NULL, &req->err);
+                          req->iov, req->iovcnt,
+                          req->flags & ~(unsigned)BLK_REQ_ORDERED,
+                          &req->status, true, t != NULL, &req->err);
+    if (ordered) {
+        gate_pass(req);
+    }
     if (t != NULL) {
         blk_track_end(req->node, t);
     }
@@ -216,7 +275,7 @@ defer_completion(struct blk_req *req)
  * costs little.  Returns true if req completed (req->ret is set).
  */
 #define TRY_MISS_LIMIT 16       /* misses in a row before backing off */
-#define TRY_SKIP 1024           /* requests sent straight to the pool then */
+#define TRY_SKIP 1024           /* requests sent past it (ring or pool) then */
 
 static bool
 try_fast(struct blk_node *bs, struct blk_req *req)
@@ -460,7 +519,8 @@ dispatch(struct blk_node *bs, struct blk_req *req)
     uint64_t a = bs->limits.request_alignment;
     bool unaligned = ((req->offset | req->length) & (a - 1)) != 0;
 
-    if (req->ret == 0 && (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE)) {
+    if (req->ret == 0 && (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) &&
+        !(req->flags & BLK_REQ_ORDERED)) {
         if (try_fast(bs, req)) {
             defer_completion(req);
             return;
@@ -610,6 +670,10 @@ blk_req_submit(struct blk_node *bs, struct blk_req *req)
     memset(&req->status, 0, sizeof(req->status));
     req->track = NULL;
     req->next_held = NULL;
+    if (req->flags & BLK_REQ_ORDERED) {
+        assert(req->gate != NULL);
+        req->gate_seq = ++req->gate->issued;
+    }
     blk_node_ref(bs);
     bs->running++;
     if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) &&
