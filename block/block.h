@@ -8,6 +8,7 @@
 #ifndef BLOCK_BLOCK_H
 #define BLOCK_BLOCK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -135,6 +136,27 @@ typedef void blk_req_cb(struct blk_req *req);
  * completed, failed or was cancelled; the memory may be reused once cb has
  * started.
  */
+/*
+ * An ordering gate.  Requests submitted with BLK_REQ_ORDERED and the same
+ * gate run their driver chains one after another, in submission order:
+ * each starts on its worker as soon as the one before it has returned
+ * from its driver, with no round trip through the loop.  For writes whose
+ * order decides where a format allocates (convert, commit and rebase into
+ * qcow2 keep clusters in guest order this way while several chunks are in
+ * flight).  Ordered requests always run on the pool.  A request that
+ * fails admission passes the gate at once.
+ */
+struct blk_order_gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t issued;            /* loop: sequence numbers handed out */
+    uint64_t passed;            /* highest sequence done with its drivers */
+};
+
+/* Initialise / release a gate (no ordered request may be in flight). */
+void blk_order_gate_init(struct blk_order_gate *g);
+void blk_order_gate_destroy(struct blk_order_gate *g);
+
 struct blk_req {
     /* in: set by the submitter */
     enum blk_op op;
@@ -144,6 +166,7 @@ struct blk_req {
     unsigned flags;             /* BLK_REQ_* */
     blk_req_cb *cb;
     void *opaque;
+    struct blk_order_gate *gate;    /* with BLK_REQ_ORDERED only */
 
     /* out: valid in cb */
     int ret;                    /* 0 or -errno */
@@ -155,6 +178,7 @@ struct blk_req {
     uv_work_t work;
     struct blk_track *track;    /* overlap tracking, registered at dispatch */
     struct blk_req *next_held;  /* drain-gate or throttle queue */
+    uint64_t gate_seq;          /* BLK_REQ_ORDERED: place in gate's order */
 };
 
 /*

@@ -51,6 +51,7 @@ enum {
     BLK_REQ_NO_FALLBACK = 1 << 2,   /* zero: fail with -ENOTSUP instead of writing zeroes */
     BLK_REQ_COMPRESSED = 1 << 3,    /* write: store compressed (qcow2) */
     BLK_REQ_UNCHANGED = 1 << 4,     /* write: data is unchanged (copy-on-read, commit) */
+    BLK_REQ_ORDERED = 1 << 5,       /* blk_req: runs after the gate's previous one (block.h) */
 };
 
 /* Block status flags (QEMU's BDRV_BLOCK_*). */

@@ -68,6 +68,9 @@ struct engine {
     uint64_t status_end;
     /* in-order writes: offset of the next chunk allowed to write */
     uint64_t wr_offs;
+    /* in-order writes to a format that allocates: run in issue order */
+    struct blk_order_gate gate;
+    bool use_gate;
     /* progress */
     uint64_t alloc_total, alloc_done;
     /* rate limit */
@@ -478,14 +481,18 @@ static void start_read(struct slot *s);
  * With in_order, may the next chunk write once this one has issued its
  * writes (rather than completed them)?  Compressed clusters: so that the
  * workers compress several at once; a raw target: it has no allocation
- * order to keep, and the writes (started in order) then follow each
- * other without a round trip through the loop.
+ * order to keep, and the writes (started in order) follow each other
+ * without a round trip through the loop; other targets (qcow2): the
+ * writes carry the engine's ordering gate (block.h), so each starts on
+ * its worker when the one before has returned from the driver, and
+ * clusters are still allocated strictly in guest order, as in qemu-img.
  */
 static bool
-issue_is_enough(const struct cv_job *j)
+issue_is_enough(const struct engine *e)
 {
-    return j->compressed || j->issue_order;
+    return e->j->compressed || e->j->issue_order || e->use_gate;
 }
+
 static void try_write(struct slot *s);
 
 static void
@@ -493,7 +500,7 @@ finish_slot(struct slot *s)
 {
     struct engine *e = s->e;
 
-    if (e->j->in_order && !issue_is_enough(e->j) && s->state == S_WRITE) {
+    if (e->j->in_order && !issue_is_enough(e) && s->state == S_WRITE) {
         e->wr_offs = s->off + s->len;
     }
     s->state = S_IDLE;
@@ -589,7 +596,7 @@ issue_writes(struct slot *s)
 
     s->state = S_WRITE;
     if (s->copy) {
-        if (j->in_order && issue_is_enough(j)) {
+        if (j->in_order && issue_is_enough(e)) {
             e->wr_offs = s->off + s->len;
         }
         uv_queue_work(blk_loop(), &s->work, copy_work, copy_done);
@@ -617,21 +624,19 @@ issue_writes(struct slot *s)
             r->op = BLK_OP_ZERO;
             r->flags = BLK_REQ_MAY_UNMAP;
         }
+        if (e->use_gate) {
+            r->flags |= BLK_REQ_ORDERED;
+            r->gate = &e->gate;
+        }
         blk_req_submit(j->target, r);
     }
-    /*
-     * Compressed clusters: the next chunk may issue its writes now, so
-     * that the workers compress several clusters at once (they start in
-     * offset order; qcow2 allocates each when its compression is done).
-     * Other writes: the next chunk waits until these completed, as in
-     * qemu-img, so qcow2 allocates host clusters strictly in guest order.
-     */
-    if (j->in_order && issue_is_enough(j)) {
+    /* The next chunk may issue its writes now (issue_is_enough). */
+    if (j->in_order && issue_is_enough(e)) {
         e->wr_offs = s->off + s->len;
     }
     if (--s->pending == 0) {
         finish_slot(s);
-    } else if (j->in_order && issue_is_enough(j)) {
+    } else if (j->in_order && issue_is_enough(e)) {
         kick(e);
     }
 }
@@ -941,6 +946,10 @@ cv_run(struct cv_job *j)
     unsigned i;
 
     e->j = j;
+    e->use_gate = j->in_order && !j->compressed && !j->issue_order;
+    if (e->use_gate) {
+        blk_order_gate_init(&e->gate);
+    }
     if (j->buf_size == 0) {
         j->buf_size = CV_BUF_SIZE;
     }
@@ -1003,6 +1012,9 @@ out_free:
         uv_run(blk_loop(), UV_RUN_NOWAIT);     /* runs the close */
     }
 out:
+    if (e->use_gate) {
+        blk_order_gate_destroy(&e->gate);
+    }
     free(e);
     return ret;
 }
