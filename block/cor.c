@@ -210,7 +210,7 @@ copy_piece(struct cor_state *s, uint64_t at, uint64_t n, uint64_t off,
            uint64_t len, struct iovec *iov, int iovcnt, size_t pos,
            struct blk_error *err)
 {
-    struct blk_node *child = blk_child_node(s->file);
+    struct blk_node *img = skip_filters(blk_child_node(s->file));
     uint8_t *buf = blk_try_malloc(n);
     uint64_t lo, hi;
     int r;
@@ -223,7 +223,9 @@ copy_piece(struct cor_state *s, uint64_t at, uint64_t n, uint64_t off,
     if (r < 0) {
         goto out_free;
     }
-    if (blk_node_driver(child)->zero != NULL && buffer_is_zero(buf, n)) {
+    /* QEMU writes zeroes where the image's driver has a zero op. */
+    if (img != NULL && blk_node_driver(img)->zero != NULL &&
+        buffer_is_zero(buf, n)) {
         r = blk_child_zero(s->file, at, n, 0, err);
     } else {
         r = blk_child_pwrite(s->file, at, buf, n, BLK_REQ_UNCHANGED, err);
