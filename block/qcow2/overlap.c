@@ -122,7 +122,16 @@ qcow2_check_metadata_overlap(struct qcow2 *q, int ignore, uint64_t off,
         }
     }
     if ((chk & QCOW2_OL_REFCOUNT_BLOCK) && q->reftable != NULL) {
-        for (uint32_t i = 0; i < q->reftable_size; i++) {
+        /*
+         * Entries past max_reftable_index are zero (refcount.c keeps the
+         * index wherever the table changes), so the scan stops there: a
+         * large, mostly empty table cost every write a full walk.
+         */
+        uint32_t end = q->reftable_size == 0 ? 0 :
+                       q->max_reftable_index < q->reftable_size ?
+                       q->max_reftable_index + 1 : q->reftable_size;
+
+        for (uint32_t i = 0; i < end; i++) {
             uint64_t rb = q->reftable[i] & QCOW2_REFT_OFFSET_MASK;
 
             if (rb && overlaps(off, len, rb, q->cluster_size)) {
