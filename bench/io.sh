@@ -36,6 +36,12 @@ ceiling() {
 printf "device ceiling (dd, synchronous 4 KiB O_DIRECT): read %s req/s, write %s req/s\n" \
     "$(ceiling if="$dir/img.raw" of=/dev/null iflag=direct)" \
     "$(ceiling if=/dev/zero of="$dir/img.raw" oflag=direct conv=notrunc)"
+# The page cache's own pace for buffered 4 KiB writes: one synchronous
+# write(2) at a time into the allocated image, nothing else per request.
+# ext4 refuses non-blocking buffered writes (RWF_NOWAIT), so no tool can
+# complete a depth-1 buffered write faster than this.
+printf "page-cache ceiling (dd, synchronous 4 KiB buffered writes): %s req/s\n" \
+    "$(ceiling if=/dev/zero of="$dir/img.raw" conv=notrunc)"
 qemu-io -f raw -c 'write -q -P 0x5a 0 80M' "$dir/img.raw" >/dev/null
 
 # secs TOOL ARGS... : the "Run completed in X seconds" of one run
