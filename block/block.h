@@ -33,6 +33,20 @@ uv_loop_t *blk_loop(void);
 /* Run the loop until *done becomes true or nothing is left to run. */
 void blk_loop_run_until(const bool *done);
 
+/*
+ * Let small buffered writes (64 KiB or less, not O_DIRECT, not FUA) that
+ * would go to the io_uring run as one pwritev on the loop thread instead:
+ * ext4 cannot take them without blocking (no RWF_NOWAIT), so the ring
+ * hands each to a kernel worker, which costs more than the write itself.
+ * Such a write blocks only when the kernel throttles dirty pages; one that
+ * takes over 1 ms sends the next 1024 writes to the ring.  For processes
+ * whose loop serves one command at a time (blk-img); off by default, and
+ * a loop that must stay responsive (blk-io's shell, QMP) leaves it off.
+ */
+void blk_loop_set_inline_writes(bool on);
+/* Writes done inline so far (tests). */
+unsigned long blk_loop_inline_writes(void);
+
 /* ---- the graph ---------------------------------------------------------- */
 
 struct blk_graph *blk_graph_new(void);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include "block/node-int.h"
 #include "block/uring.h"
@@ -376,20 +377,28 @@ aio_end(struct blk_aio *aio, int r)
     defer_completion(req);
 }
 
+/* The part of aio's buffer not transferred yet; *cnt gets its length. */
+static struct iovec *
+rest_iov(struct blk_aio *aio, int *cnt)
+{
+    if (aio->done == 0) {
+        *cnt = aio->iovcnt;
+        return aio->iov;
+    }
+    if (aio->rest == NULL) {
+        aio->rest = xcalloc((size_t)aio->iovcnt, sizeof(*aio->rest));
+    }
+    *cnt = iov_slice(aio->iov, aio->iovcnt, aio->done, aio->len - aio->done,
+                     aio->rest, aio->iovcnt);
+    return aio->rest;
+}
+
 static int
 leaf_queue(struct blk_aio *aio, int rw_flags)
 {
-    struct iovec *iov = aio->iov;
-    int cnt = aio->iovcnt;
+    int cnt;
+    struct iovec *iov = rest_iov(aio, &cnt);
 
-    if (aio->done > 0) {
-        if (aio->rest == NULL) {
-            aio->rest = xcalloc((size_t)aio->iovcnt, sizeof(*aio->rest));
-        }
-        cnt = iov_slice(aio->iov, aio->iovcnt, aio->done,
-                        aio->len - aio->done, aio->rest, aio->iovcnt);
-        iov = aio->rest;
-    }
     return blk_uring_rw(&aio->op, aio->fd, aio->write, iov, cnt,
                         aio->off + aio->done, rw_flags);
 }
@@ -455,6 +464,65 @@ again:
     }
 }
 
+/* ---- inline small buffered writes (blk_loop_set_inline_writes) ---------- */
+
+#define INLINE_MAX_BYTES 65536
+#define INLINE_SLOW_NS 1000000      /* an inline write this slow ... */
+#define INLINE_BACKOFF 1024         /* ... sends this many to the ring */
+
+static bool inline_writes;
+static unsigned inline_skip;
+static unsigned long inline_count;
+
+unsigned long
+blk_loop_inline_writes(void)
+{
+    return inline_count;
+}
+
+void
+blk_loop_set_inline_writes(bool on)
+{
+    inline_writes = on;
+    inline_skip = 0;
+}
+
+/*
+ * Write aio's whole range with pwritev on this thread.  Returns 1 when
+ * the ring must take (the rest of) it, else 0 or -errno.
+ */
+static int
+inline_write(struct blk_aio *aio)
+{
+    uint64_t t0 = uv_hrtime();
+    int r = 0;
+
+    while (aio->done < aio->len) {
+        int cnt;
+        struct iovec *iov = rest_iov(aio, &cnt);
+        ssize_t n;
+
+        n = pwritev(aio->fd, iov, cnt, (off_t)(aio->off + aio->done));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            r = -errno;
+            break;
+        }
+        if (n == 0) {
+            r = 1;              /* let the ring's path deal with it */
+            break;
+        }
+        aio->done += (uint64_t)n;
+    }
+    if (uv_hrtime() - t0 > INLINE_SLOW_NS) {
+        inline_skip = INLINE_BACKOFF;
+    }
+    inline_count++;
+    return r;
+}
+
 int
 blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd, bool write,
               bool direct, uint64_t off, uint64_t len, struct iovec *iov,
@@ -472,6 +540,17 @@ blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd, bool write,
     aio->done = 0;
     aio->iov = iov;
     aio->iovcnt = iovcnt;
+    if (inline_writes && write && !direct && rw_flags == 0 &&
+        len <= INLINE_MAX_BYTES) {
+        if (inline_skip > 0) {
+            inline_skip--;
+        } else {
+            r = inline_write(aio);
+            if (r <= 0) {
+                return r;       /* done at once (0) or failed */
+            }
+        }
+    }
     r = leaf_queue(aio, rw_flags);
     return r < 0 ? r : -EINPROGRESS;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "block/block.h"
 #include "cmd/blk-img/blk-img.h"
 
 static const struct blk_img_cmd commands[] = {
@@ -112,6 +113,15 @@ main(int argc, char **argv)
     if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("blk-img version " BLK_VERSION "\n");
         return 0;
+    }
+    /*
+     * Every blk-img command is the loop's only user: small buffered
+     * writes may run on it (block.h), unless BLK_INLINE_WRITES=0.
+     */
+    {
+        const char *iw = getenv("BLK_INLINE_WRITES");
+
+        blk_loop_set_inline_writes(iw == NULL || strcmp(iw, "0") != 0);
     }
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(argv[1], commands[i].name) == 0) {
