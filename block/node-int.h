@@ -69,6 +69,7 @@ struct blk_node {
     /* the asynchronous engine (loop) */
     unsigned try_misses[2];     /* consecutive fast-path misses: read, write */
     unsigned try_skip[2];       /* requests left to send straight to the pool */
+    uint64_t fast_read_turn;    /* loop turn of the last fast-path read */
     unsigned running;           /* admitted requests not yet called back */
     unsigned held;              /* requests held by the drain gate */
     unsigned quiesce;           /* drain_begin nesting */
