@@ -38,7 +38,8 @@ void blk_loop_run_until(const bool *done);
  * would go to the io_uring run as one pwritev on the loop thread instead:
  * ext4 cannot take them without blocking (no RWF_NOWAIT), so the ring
  * hands each to a kernel worker, which costs more than the write itself.
- * Such a write blocks only when the kernel throttles dirty pages; one that
+ * Only the first such write of a loop turn runs inline; the others go to
+ * the ring, which merges contiguous ones.  Such a write blocks only when the kernel throttles dirty pages; one that
  * takes over 1 ms sends the next 1024 writes to the ring.  For processes
  * whose loop serves one command at a time (blk-img); off by default, and
  * a loop that must stay responsive (blk-io's shell, QMP) leaves it off.
