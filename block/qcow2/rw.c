@@ -513,29 +513,33 @@ place_compressed(struct qcow2 *q, uint64_t off, struct zcluster *zc,
             i++;
             continue;
         }
-        /* Collect the run of compressed clusters whose bytes are adjacent. */
-        while (r == 0 && i < n && zc[i].clen >= 0) {
-            int64_t host;
+        /*
+         * Collect the run of compressed clusters whose bytes are adjacent.
+         * A cluster allocated where the run cannot go on starts the next
+         * run (host != 0: already allocated).
+         */
+        while (i < n && zc[i].clen >= 0) {
+            if (zc[i].host == 0) {
+                int64_t host;
 
-            r = compressed_target_free(q, off + (uint64_t)i * q->cluster_size,
-                                       err);
-            if (r < 0) {
-                break;
-            }
-            host = qcow2_alloc_bytes(q, (uint64_t)zc[i].clen, err);
-            if (host < 0) {
-                r = (int)host;
-                break;
-            }
-            if (nv > 0 && (uint64_t)host != run_host + run_len) {
-                /* Not adjacent: the next run starts here. */
+                r = compressed_target_free(q, off + (uint64_t)i *
+                                           q->cluster_size, err);
+                if (r < 0) {
+                    break;
+                }
+                host = qcow2_alloc_bytes(q, (uint64_t)zc[i].clen, err);
+                if (host < 0) {
+                    r = (int)host;
+                    break;
+                }
                 zc[i].host = (uint64_t)host;
+            }
+            if (nv > 0 && zc[i].host != run_host + run_len) {
                 break;
             }
             if (nv == 0) {
-                run_host = (uint64_t)host;
+                run_host = zc[i].host;
             }
-            zc[i].host = (uint64_t)host;
             v[nv].iov_base = out[i];
             v[nv].iov_len = (size_t)zc[i].clen;
             nv++;
@@ -553,24 +557,6 @@ place_compressed(struct qcow2 *q, uint64_t off, struct zcluster *zc,
                                          zc[k].host, (uint64_t)zc[k].clen,
                                          err);
             }
-        }
-        if (r == 0 && i < n && zc[i].clen >= 0 && zc[i].host != 0 &&
-            nv > 0 && zc[i].host != run_host + run_len) {
-            /* The allocation made for cluster i starts the next run alone. */
-            uint64_t c = off + (uint64_t)i * q->cluster_size;
-            struct iovec one = { out[i], (size_t)zc[i].clen };
-
-            r = qcow2_pre_write_check(q, 0, zc[i].host, (uint64_t)zc[i].clen,
-                                      true, err);
-            if (r == 0) {
-                r = blk_child_pwritev(q->file, zc[i].host,
-                                      (uint64_t)zc[i].clen, &one, 1, 0, err);
-            }
-            if (r == 0) {
-                r = qcow2_set_compressed(q, c, zc[i].host,
-                                         (uint64_t)zc[i].clen, err);
-            }
-            i++;
         }
     }
     return r;
