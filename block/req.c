@@ -403,13 +403,13 @@ aio_end(struct blk_aio *aio, int r)
                           aio->lv[i].off, aio->lv[i].len, r);
     }
     req->ret = r;
-    aio_put(aio);
     if (aio->direct) {
         direct_inflight--;
         if (direct_inflight > 0) {
             poll_kick();
         }
     }
+    aio_put(aio);
     /* Reaped outside any submit call, but the queue keeps one order. */
     defer_completion(req);
 }
@@ -561,6 +561,30 @@ inline_write(struct blk_aio *aio)
     return r;
 }
 
+/*
+ * Should this leaf write run inline?  Small buffered writes only, the
+ * first of a loop turn (the ring merges the turn's other writes), and not
+ * while backing off after a slow one.
+ */
+static bool
+write_inline_now(const struct blk_aio *aio, int rw_flags)
+{
+    if (!inline_writes || !aio->write || aio->direct || rw_flags != 0 ||
+        aio->len > INLINE_MAX_BYTES) {
+        return false;
+    }
+    count_turns();
+    if (inline_turn == loop_turn) {
+        return false;
+    }
+    if (inline_skip > 0) {
+        inline_skip--;
+        return false;
+    }
+    inline_turn = loop_turn;
+    return true;
+}
+
 int
 blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd, bool write,
               bool direct, uint64_t off, uint64_t len, struct iovec *iov,
@@ -578,21 +602,10 @@ blk_aio_fd_rw(struct blk_aio *aio, struct blk_node *bs, int fd, bool write,
     aio->done = 0;
     aio->iov = iov;
     aio->iovcnt = iovcnt;
-    if (inline_writes && write && !direct && rw_flags == 0 &&
-        len <= INLINE_MAX_BYTES) {
-        count_turns();
-    }
-    /* Only the first write of a turn: the ring merges contiguous others. */
-    if (inline_writes && write && !direct && rw_flags == 0 &&
-        len <= INLINE_MAX_BYTES && inline_turn != loop_turn) {
-        if (inline_skip > 0) {
-            inline_skip--;
-        } else {
-            inline_turn = loop_turn;
-            r = inline_write(aio);
-            if (r <= 0) {
-                return r;       /* done at once (0) or failed */
-            }
+    if (write_inline_now(aio, rw_flags)) {
+        r = inline_write(aio);
+        if (r <= 0) {
+            return r;           /* done at once (0) or failed */
         }
     }
     r = leaf_queue(aio, rw_flags);
