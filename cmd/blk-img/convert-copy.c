@@ -3,13 +3,13 @@
  * (convert-int.h).  A planner walks the source in status runs, as
  * qemu-img does; each of up to 16 slots takes the next chunk, reads it
  * with requests on the libuv loop, finds zeroes in what it read, and
- * writes data and zero ranges to the target.  Without -W a chunk writes
- * only after the chunk before it in offset order has completed its
- * writes (qemu-img's rule, so qcow2 places clusters in guest order),
- * while reads and zero detection of the following chunks go on; for
- * compressed output a chunk only waits until the one before it has
- * issued its writes, so the pool (FIFO) starts them in offset order and
- * the compression inside qcow2's writes runs on every core at once.
+ * writes data and zero ranges to the target.  Without -W a chunk issues
+ * its writes only after the chunk before it in offset order has issued
+ * its own, while reads and zero detection of the following chunks go on;
+ * the pool (FIFO) and the ring start them in that order, and writes into
+ * a qcow2 target also pass an ordering gate, so clusters are allocated
+ * in guest order as by qemu-img (issue_writes says more).  Compressed
+ * writes skip the gate, so their compression runs on every core at once.
  * Loop thread only.
  */
 #include <errno.h>
@@ -477,22 +477,6 @@ plan_writes(struct slot *s)
 static void kick(struct engine *e);
 static void start_read(struct slot *s);
 
-/*
- * With in_order, may the next chunk write once this one has issued its
- * writes (rather than completed them)?  Compressed clusters: so that the
- * workers compress several at once; a raw target: it has no allocation
- * order to keep, and the writes (started in order) follow each other
- * without a round trip through the loop; other targets (qcow2): the
- * writes carry the engine's ordering gate (block.h), so each starts on
- * its worker when the one before has returned from the driver, and
- * clusters are still allocated strictly in guest order, as in qemu-img.
- */
-static bool
-issue_is_enough(const struct engine *e)
-{
-    return e->j->compressed || e->j->issue_order || e->use_gate;
-}
-
 static void try_write(struct slot *s);
 
 static void
@@ -500,9 +484,6 @@ finish_slot(struct slot *s)
 {
     struct engine *e = s->e;
 
-    if (e->j->in_order && !issue_is_enough(e) && s->state == S_WRITE) {
-        e->wr_offs = s->off + s->len;
-    }
     s->state = S_IDLE;
     kick(e);
 }
@@ -596,7 +577,7 @@ issue_writes(struct slot *s)
 
     s->state = S_WRITE;
     if (s->copy) {
-        if (j->in_order && issue_is_enough(e)) {
+        if (j->in_order) {
             e->wr_offs = s->off + s->len;
         }
         uv_queue_work(blk_loop(), &s->work, copy_work, copy_done);
@@ -630,13 +611,22 @@ issue_writes(struct slot *s)
         }
         blk_req_submit(j->target, r);
     }
-    /* The next chunk may issue its writes now (issue_is_enough). */
-    if (j->in_order && issue_is_enough(e)) {
+    /*
+     * With in_order, the next chunk may issue its writes as soon as these
+     * are issued: compressed clusters, so that the workers compress
+     * several at once; a raw target has no allocation order to keep, and
+     * its writes (started in order) follow each other without a round
+     * trip through the loop; other targets (qcow2) get the engine's
+     * ordering gate (block.h), so each write starts on its worker when
+     * the one before has returned from the driver, and clusters are still
+     * allocated strictly in guest order, as in qemu-img.
+     */
+    if (j->in_order) {
         e->wr_offs = s->off + s->len;
     }
     if (--s->pending == 0) {
         finish_slot(s);
-    } else if (j->in_order && issue_is_enough(e)) {
+    } else if (j->in_order) {
         kick(e);
     }
 }
