@@ -12,62 +12,19 @@
 #include <string.h>
 
 #include "block/qcow2/qcow2-int.h"
+#include "util/iov.h"
 #include "util/xalloc.h"
 
 /* ---- iovec helpers ------------------------------------------------------- */
 
 /* Build an iovec array for bytes [off, off+len) of iov; caller frees *out. */
 static int
-iov_slice(const struct iovec *iov, int cnt, uint64_t off, uint64_t len,
-          struct iovec **out)
+iov_slice_alloc(const struct iovec *iov, int cnt, uint64_t off, uint64_t len,
+                struct iovec **out)
 {
-    struct iovec *v = xcalloc((size_t)cnt + 1, sizeof(*v));
-    int n = 0;
-
-    for (int i = 0; i < cnt && len > 0; i++) {
-        uint64_t l = iov[i].iov_len;
-
-        if (off >= l) {
-            off -= l;
-            continue;
-        }
-        v[n].iov_base = (uint8_t *)iov[i].iov_base + off;
-        v[n].iov_len = l - off < len ? l - off : len;
-        len -= v[n].iov_len;
-        off = 0;
-        n++;
-    }
-    *out = v;
-    return n;
-}
-
-static void
-iov_from_buf(const struct iovec *iov, int cnt, uint64_t off, const uint8_t *buf,
-             uint64_t len)
-{
-    for (int i = 0; i < cnt && len > 0; i++) {
-        uint64_t l = iov[i].iov_len, n;
-
-        if (off >= l) {
-            off -= l;
-            continue;
-        }
-        n = l - off < len ? l - off : len;
-        if (buf != NULL) {
-            memcpy((uint8_t *)iov[i].iov_base + off, buf, n);
-            buf += n;
-        } else {
-            memset((uint8_t *)iov[i].iov_base + off, 0, n);
-        }
-        len -= n;
-        off = 0;
-    }
-}
-
-static void
-iov_zero(const struct iovec *iov, int cnt, uint64_t off, uint64_t len)
-{
-    iov_from_buf(iov, cnt, off, NULL, len);
+    /* A slice of a list never needs more entries than the list has. */
+    *out = xcalloc((size_t)cnt + 1, sizeof(**out));
+    return iov_slice(iov, cnt, (size_t)off, (size_t)len, *out, cnt + 1);
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -125,7 +82,7 @@ read_backing(struct qcow2 *q, uint64_t off, uint64_t n, const struct iovec *iov,
             int r;
 
             m = (uint64_t)blen - off < n ? (uint64_t)blen - off : n;
-            vc = iov_slice(iov, cnt, pos, m, &v);
+            vc = iov_slice_alloc(iov, cnt, pos, m, &v);
             r = blk_child_preadv(q->backing, off, m, v, vc, 0, err);
             free(v);
             if (r < 0) {
@@ -134,7 +91,7 @@ read_backing(struct qcow2 *q, uint64_t off, uint64_t n, const struct iovec *iov,
         }
     }
     if (m < n) {
-        iov_zero(iov, cnt, pos + m, n - m);
+        iov_memset(iov, cnt, pos + m, 0, n - m);
     }
     return 0;
 }
@@ -168,7 +125,7 @@ read_range(struct qcow2 *q, uint64_t off, uint64_t len, const struct iovec *iov,
             break;
         case QCOW2_SC_ZERO_PLAIN:
         case QCOW2_SC_ZERO_ALLOC:
-            iov_zero(iov, cnt, pos, n);
+            iov_memset(iov, cnt, pos, 0, n);
             break;
         case QCOW2_SC_COMPRESSED:
             r = read_compressed(q, host, qcow2_offset_into_cluster(q, off + pos),
@@ -176,7 +133,7 @@ read_range(struct qcow2 *q, uint64_t off, uint64_t len, const struct iovec *iov,
             break;
         case QCOW2_SC_NORMAL: {
             struct iovec *v;
-            int vc = iov_slice(iov, cnt, pos, n, &v);
+            int vc = iov_slice_alloc(iov, cnt, pos, n, &v);
 
             r = blk_child_preadv(q->data_file, host, n, v, vc, 0, err);
             free(v);
@@ -222,14 +179,14 @@ read_mapped_at_once(struct qcow2 *q, enum qcow2_subcluster_type t,
     switch (t) {
     case QCOW2_SC_ZERO_PLAIN:
     case QCOW2_SC_ZERO_ALLOC:
-        iov_zero(iov, iovcnt, 0, len);
+        iov_memset(iov, iovcnt, 0, 0, len);
         return 0;
     case QCOW2_SC_UNALLOCATED_PLAIN:
     case QCOW2_SC_UNALLOCATED_ALLOC:
         if (q->backing != NULL || q->data_file != q->file) {
             return -EAGAIN;
         }
-        iov_zero(iov, iovcnt, 0, len);
+        iov_memset(iov, iovcnt, 0, 0, len);
         return 0;
     case QCOW2_SC_NORMAL:
         return -EINPROGRESS;
@@ -421,7 +378,7 @@ write_range(struct qcow2 *q, uint64_t off, uint64_t len,
         if (r < 0) {
             break;
         }
-        vc = iov_slice(iov, cnt, pos, n, &v);
+        vc = iov_slice_alloc(iov, cnt, pos, n, &v);
         /*
          * Data of clusters we own (refcount 1, mapped) needs no metadata:
          * let other requests run meanwhile.  Overlapping guest requests
@@ -613,23 +570,7 @@ write_compressed(struct qcow2 *q, uint64_t off, uint64_t len,
         n = (unsigned)((blen + cs - 1) / cs);
         if (!flat) {
             /* Gather (and zero-pad a short last cluster). */
-            uint64_t skip = pos, got = 0;
-
-            for (int k = 0; k < cnt && got < blen; k++) {
-                uint64_t l = iov[k].iov_len;
-
-                if (skip >= l) {
-                    skip -= l;
-                    continue;
-                }
-                l -= skip;
-                if (l > blen - got) {
-                    l = blen - got;
-                }
-                memcpy(in + got, (const uint8_t *)iov[k].iov_base + skip, l);
-                got += l;
-                skip = 0;
-            }
+            iov_to_buf(iov, cnt, pos, in, blen);
             if (blen < (uint64_t)n * cs) {
                 memset(in + blen, 0, (uint64_t)n * cs - blen);
             }
