@@ -27,21 +27,6 @@ path(const char *name)
     return xasprintf("%s/%s", dir, name);
 }
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 /* Overwrite bytes of a file at off. */
 static void
 poke(const char *p, long off, const void *buf, size_t n)
@@ -67,7 +52,7 @@ good_image(const char *name)
 {
     char *p = path(name);
 
-    sh("rm -f %s && qemu-img create -q -f qcow2 %s 1M && "
+    unit_sh("rm -f %s && qemu-img create -q -f qcow2 %s 1M && "
        "qemu-io -c 'write -P 0x11 0 128k' %s >/dev/null", p, p, p);
     return p;
 }
@@ -110,7 +95,7 @@ release(struct checked *c)
 static bool
 qemu_clean(const char *p)
 {
-    return sh("qemu-img check -q %s >/dev/null 2>&1", p) == 0;
+    return unit_sh("qemu-img check -q %s >/dev/null 2>&1", p) == 0;
 }
 
 static void
@@ -150,7 +135,7 @@ test_leak(void)
         return;
     }
     p = good_image("leak.qcow2");
-    sh("truncate -s 512k %s", p);
+    unit_sh("truncate -s 512k %s", p);
     poke16(p, 0x20000 + 2 * 7, 1);
     run_check(p, 0, &c);
     CHECK_INT(c.ret, 0);
@@ -250,10 +235,10 @@ test_no_writes(void)
     }
     p = good_image("nowrite.qcow2");
     poke16(p, 0x20000 + 2 * 5, 0);
-    sh("sha256sum < %s > %s.sum", p, p);
+    unit_sh("sha256sum < %s > %s.sum", p, p);
     run_check(p, 0, &c);
     release(&c);
-    CHECK(sh("sha256sum < %s | cmp -s - %s.sum", p, p) == 0);
+    CHECK(unit_sh("sha256sum < %s | cmp -s - %s.sum", p, p) == 0);
     free(p);
 }
 
@@ -269,7 +254,7 @@ test_sparse_huge(void)
         free(p);
         return;
     }
-    sh("qemu-img create -q -f qcow2 %s 1T && qemu-io -c 'write -P 1 0 64k' "
+    unit_sh("qemu-img create -q -f qcow2 %s 1T && qemu-io -c 'write -P 1 0 64k' "
        "-c 'write -P 2 1000G 64k' %s >/dev/null", p, p);
     run_check(p, 0, &c);
     CHECK_INT(c.ret, 0);
@@ -319,12 +304,12 @@ test_amend_refcount_bits(void)
     }
     blk_graph_free(g);
     CHECK(qemu_clean(p));
-    CHECK(sh("qemu-img info %s | grep -q 'refcount bits: 4'", p) == 0);
-    CHECK(sh("qemu-io -r -c 'read -P 0x11 0 128k' %s | grep -q Pattern", p)
+    CHECK(unit_sh("qemu-img info %s | grep -q 'refcount bits: 4'", p) == 0);
+    CHECK(unit_sh("qemu-io -r -c 'read -P 0x11 0 128k' %s | grep -q Pattern", p)
           != 0);
 
     /* A refcount of 2 does not fit in one bit: QEMU's message. */
-    sh("qemu-img snapshot -c s %s", p);
+    unit_sh("qemu-img snapshot -c s %s", p);
     g = blk_graph_new();
     bs = open_rw(g, p);
     if (bs != NULL) {
@@ -357,7 +342,7 @@ test_info(void)
         free(p);
         return;
     }
-    sh("qemu-img create -q -f qcow2 -o lazy_refcounts=on %s 1M", p);
+    unit_sh("qemu-img create -q -f qcow2 -o lazy_refcounts=on %s 1M", p);
     g = blk_graph_new();
     bs = blk_open_image(g, p, "qcow2", false, 0, &err);
     CHECK(bs != NULL);
@@ -375,7 +360,7 @@ test_info(void)
     blk_graph_free(g);
     sbuf_reset(&sb);
 
-    sh("qemu-img create -q -f qcow2 -o compat=0.10 %s 1M", p);
+    unit_sh("qemu-img create -q -f qcow2 -o compat=0.10 %s 1M", p);
     g = blk_graph_new();
     bs = blk_open_image(g, p, "qcow2", false, 0, &err);
     if (bs != NULL) {
@@ -409,6 +394,6 @@ main(void)
     test_sparse_huge();
     test_amend_refcount_bits();
     test_info();
-    sh("rm -rf %s", dir);
+    unit_sh("rm -rf %s", dir);
     return unit_done();
 }

@@ -20,32 +20,17 @@
 static char dir[] = "/tmp/blk-test-empty-" UNIT_MKTEMP_SUFFIX;
 static bool have_qemu;
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static bool
 qemu_clean(const char *p)
 {
-    return sh("qemu-img check -q %s >/dev/null 2>&1", p) == 0;
+    return unit_sh("qemu-img check -q %s >/dev/null 2>&1", p) == 0;
 }
 
 /* Nothing allocated in the top layer (qemu-img map: no depth 0). */
 static bool
 qemu_top_empty(const char *p)
 {
-    return sh("qemu-img map --output=json %s | grep -q '\"depth\": 0'", p) != 0;
+    return unit_sh("qemu-img map --output=json %s | grep -q '\"depth\": 0'", p) != 0;
 }
 
 /* The image reads back as byte v over [off, off+len). */
@@ -77,7 +62,7 @@ make_chain(const char *name, const char *top_opts)
 {
     char *top = xasprintf("%s/%s.qcow2", dir, name);
 
-    sh("cd %s && qemu-img create -q -f qcow2 %s-base.qcow2 4M && "
+    unit_sh("cd %s && qemu-img create -q -f qcow2 %s-base.qcow2 4M && "
        "qemu-io -c 'write -P 1 0 4M' %s-base.qcow2 >/dev/null && "
        "qemu-img create -q -f qcow2 %s -b %s-base.qcow2 -F qcow2 %s.qcow2 && "
        "qemu-io -c 'write -P 2 0 1M' -c 'write -z 1M 256k' "
@@ -160,7 +145,7 @@ test_discard_keeps_snapshot(void)
         return;
     }
     p = make_chain("snap", "");
-    sh("qemu-img snapshot -c s1 %s && "
+    unit_sh("qemu-img snapshot -c s1 %s && "
        "qemu-io -c 'write -P 4 3M 512k' %s >/dev/null", p, p);
     g = blk_graph_new();
     bs = blk_open_image(g, p, "qcow2", false, BLK_OPEN_RDWR, &err);
@@ -174,7 +159,7 @@ test_discard_keeps_snapshot(void)
     CHECK(qemu_clean(p));
     CHECK(qemu_top_empty(p));
     /* what the snapshot holds is still there */
-    CHECK(sh("qemu-img snapshot -a s1 %s && qemu-io -r -c 'read -P 2 0 1M' "
+    CHECK(unit_sh("qemu-img snapshot -a s1 %s && qemu-io -r -c 'read -P 2 0 1M' "
              "-c 'read -P 3 2M 64k' %s | grep -q Pattern", p, p) != 0);
     CHECK(qemu_clean(p));
     free(p);
@@ -246,7 +231,7 @@ test_load_tmp(void)
         free(p);
         return;
     }
-    sh("qemu-img create -q -f qcow2 %s 1M && qemu-io -c 'write -P 1 0 1M' %s "
+    unit_sh("qemu-img create -q -f qcow2 %s 1M && qemu-io -c 'write -P 1 0 1M' %s "
        ">/dev/null && qemu-img snapshot -c one %s && qemu-io -c 'write -P 2 0 "
        "64k' %s >/dev/null && qemu-img snapshot -c two %s && qemu-io -c "
        "'write -P 3 0 1M' %s >/dev/null", p, p, p, p, p, p);
@@ -279,7 +264,7 @@ test_load_tmp(void)
     blk_graph_free(g);
     /* nothing was written */
     CHECK(qemu_clean(p));
-    CHECK(sh("qemu-io -r -c 'read -P 3 0 1M' %s | grep -q Pattern", p) != 0);
+    CHECK(unit_sh("qemu-io -r -c 'read -P 3 0 1M' %s | grep -q Pattern", p) != 0);
     free(p);
 }
 
@@ -298,6 +283,6 @@ main(void)
     test_v2_discards();
     test_read_only_refused();
     test_load_tmp();
-    sh("rm -rf %s", dir);
+    unit_sh("rm -rf %s", dir);
     return unit_done();
 }

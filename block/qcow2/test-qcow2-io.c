@@ -27,52 +27,6 @@ path(const char *name)
     return xasprintf("%s/%s", dir, name);
 }
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    int r;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    r = system(cmd);
-    if (r != 0) {
-        fprintf(stderr, "command failed (%d): %s\n", r, cmd);
-    }
-    return r;
-}
-
-/* Run a command and return its stdout (caller frees). */
-static char *
-sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *
-sh_out(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    FILE *f;
-    char *buf = xzalloc(1 << 16);
-    size_t n;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    f = popen(cmd, "r");
-    if (f == NULL) {
-        return buf;
-    }
-    n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = '\0';
-    pclose(f);
-    return buf;
-}
-
 static struct blk_node *
 open_img(struct blk_graph *g, const char *p, bool rw, struct blk_error *err)
 {
@@ -140,8 +94,8 @@ test_read_qemu_image(void)
         CHECK(1);
         return;
     }
-    sh("qemu-img create -q -f qcow2 %s 64M", p);
-    sh("qemu-io -c 'write -P 0xab 0 64k' -c 'write -P 0xcd 1M 4k' "
+    unit_sh("qemu-img create -q -f qcow2 %s 64M", p);
+    unit_sh("qemu-io -c 'write -P 0xab 0 64k' -c 'write -P 0xcd 1M 4k' "
        "-c 'write -z 2M 64k' -c 'write -c -P 0x11 4M 64k' %s >/dev/null", p);
     bs = open_img(g, p, false, &err);
     CHECK(bs != NULL);
@@ -209,7 +163,7 @@ test_create_identical(void)
             CHECK(1);
             continue;
         }
-        sh("qemu-img create -q -f qcow2 -o %s %s %llu", c->qemu_opts, a,
+        unit_sh("qemu-img create -q -f qcow2 -o %s %s %llu", c->qemu_opts, a,
            (unsigned long long)c->size);
         kv_set(o, "version", kv_new_str(c->version));
         kv_set(o, "cluster-size", kv_new_uint(c->cluster_size));
@@ -223,7 +177,7 @@ test_create_identical(void)
             fprintf(stderr, "create %s: %s\n", c->qemu_opts, err.msg);
             CHECK(0);
         } else {
-            int r = sh("cmp %s %s", a, b);
+            int r = unit_sh("cmp %s %s", a, b);
 
             if (r != 0) {
                 fprintf(stderr, "create differs: %s\n", c->qemu_opts);
@@ -312,7 +266,7 @@ qemu_apply(const char *p, const struct wop *ops, size_t n)
         }
     }
     sbuf_addf(&cmd, " %s >/dev/null", p);
-    sh("%s", cmd.buf);
+    unit_sh("%s", cmd.buf);
     sbuf_release(&cmd);
 }
 
@@ -360,15 +314,15 @@ same_layout_setup(const char *what, const char *opts, uint64_t size,
         CHECK(1);
         return;
     }
-    sh("qemu-img create -q -f qcow2 -o %s %s %llu", opts, a,
+    unit_sh("qemu-img create -q -f qcow2 -o %s %s %llu", opts, a,
        (unsigned long long)size);
     if (setup != NULL) {
         char *cmd = xasprintf(setup, a);
 
-        sh("%s", cmd);
+        unit_sh("%s", cmd);
         free(cmd);
     }
-    sh("cp %s %s", a, b);
+    unit_sh("cp %s %s", a, b);
     qemu_apply(a, ops, n);
     g = blk_graph_new();
     bs = open_img(g, b, true, &err);
@@ -381,16 +335,16 @@ same_layout_setup(const char *what, const char *opts, uint64_t size,
         blk_node_unref(bs);
     }
     blk_graph_free(g);
-    r = sh("qemu-img check -q %s", b);
+    r = unit_sh("qemu-img check -q %s", b);
     if (r == 0) {
-        r = sh("qemu-img compare -q %s %s", a, b);
+        r = unit_sh("qemu-img compare -q %s %s", a, b);
     }
     if (r != 0) {
         fprintf(stderr, "%s: check/compare failed\n", what);
     }
     CHECK_INT(r, 0);
-    ma = sh_out("qemu-img map --output=json %s", a);
-    mb = sh_out("qemu-img map --output=json %s", b);
+    ma = unit_sh_out("qemu-img map --output=json %s", a);
+    mb = unit_sh_out("qemu-img map --output=json %s", b);
     if (same_map_offsets && strcmp(ma, mb) != 0) {
         fprintf(stderr, "%s: map differs\nqemu:\n%s\nblk:\n%s\n", what, ma, mb);
     }
@@ -400,7 +354,7 @@ same_layout_setup(const char *what, const char *opts, uint64_t size,
         CHECK(1);
     }
     if (want_identical) {
-        r = sh("cmp %s %s", a, b);
+        r = unit_sh("cmp %s %s", a, b);
         if (r != 0) {
             fprintf(stderr, "%s: image bytes differ\n", what);
         }
@@ -519,7 +473,7 @@ test_more_layouts(void)
 
     /* An overlay over a backing file: COW reads the base. */
     if (have_qemu) {
-        sh("qemu-img create -q -f qcow2 %s 8M && qemu-io -c 'write -P 0x80 "
+        unit_sh("qemu-img create -q -f qcow2 %s 8M && qemu-io -c 'write -P 0x80 "
            "0 8M' %s >/dev/null", base, base);
     }
     setup = xasprintf("qemu-img rebase -u -f qcow2 -b %s -F qcow2 %%s", base);
@@ -551,13 +505,13 @@ create_compare(const char *what, const char *qemu_opts, uint64_t size,
         CHECK(1);
         return;
     }
-    sh("rm -f %s %s", a, b);
+    unit_sh("rm -f %s %s", a, b);
     if (data_a != NULL) {
         /* The data file name is stored as given; run in the directory. */
-        sh("cd %s && qemu-img create -q -f qcow2 -o %s,data_file=%s ref.qcow2 "
+        unit_sh("cd %s && qemu-img create -q -f qcow2 -o %s,data_file=%s ref.qcow2 "
            "%llu", dir, qemu_opts, data_a, (unsigned long long)size);
     } else {
-        sh("qemu-img create -q -f qcow2 -o %s %s %llu", qemu_opts, a,
+        unit_sh("qemu-img create -q -f qcow2 -o %s %s %llu", qemu_opts, a,
            (unsigned long long)size);
     }
     if (data_b != NULL) {
@@ -577,10 +531,10 @@ create_compare(const char *what, const char *qemu_opts, uint64_t size,
     CHECK_INT(r, 0);
     if (data_b != NULL) {
         /* Names differ (absolute vs relative): compare everything else. */
-        r = sh("cd %s && qemu-img check -q %s && qemu-img compare -q %s %s",
+        r = unit_sh("cd %s && qemu-img check -q %s && qemu-img compare -q %s %s",
                dir, b, a, b);
     } else {
-        r = sh("cmp %s %s", a, b);
+        r = unit_sh("cmp %s %s", a, b);
     }
     if (r != 0) {
         fprintf(stderr, "%s: differs from qemu-img's\n", what);
@@ -597,7 +551,7 @@ test_create_options(void)
     struct kv *o;
 
     if (have_qemu) {
-        sh("qemu-img create -q -f qcow2 %s 16M", base);
+        unit_sh("qemu-img create -q -f qcow2 %s 16M", base);
     }
     o = kv_new_object();
     kv_set(o, "backing-file", kv_new_str(base));
@@ -669,9 +623,9 @@ test_data_file_io(void)
         CHECK(1);
         return;
     }
-    sh("cd %s && rm -f df.qcow2 df.data && qemu-img create -q -f qcow2 -o "
+    unit_sh("cd %s && rm -f df.qcow2 df.data && qemu-img create -q -f qcow2 -o "
        "data_file=df.data,data_file_raw=on df.qcow2 8M", dir);
-    sh("cd %s && rm -f df-ref.qcow2 df-ref.data && qemu-img create -q -f qcow2 "
+    unit_sh("cd %s && rm -f df-ref.qcow2 df-ref.data && qemu-img create -q -f qcow2 "
        "-o data_file=df-ref.data,data_file_raw=on df-ref.qcow2 8M", dir);
     g = blk_graph_new();
     bs = open_img(g, img, true, &err);
@@ -692,13 +646,13 @@ test_data_file_io(void)
     CHECK(buf[0] == 0 && buf[4095] == 0 && buf[4096] == 0x5a);
     blk_node_unref(bs);
     blk_graph_free(g);
-    sh("cd %s && qemu-io -c 'write -P 0x5a 65536 65536' -c 'write -P 0x5a "
+    unit_sh("cd %s && qemu-io -c 'write -P 0x5a 65536 65536' -c 'write -P 0x5a "
        "300000 1000' -c 'write -z 65536 4096' %s >/dev/null", dir, ref);
-    r = sh("cd %s && qemu-img check -q %s && qemu-img compare -q %s %s", dir,
+    r = unit_sh("cd %s && qemu-img check -q %s && qemu-img compare -q %s %s", dir,
            img, ref, img);
     CHECK_INT(r, 0);
     /* The raw data file holds the guest data at the guest offsets. */
-    r = sh("cmp %s/df.data %s/df-ref.data", dir, dir);
+    r = unit_sh("cmp %s/df.data %s/df-ref.data", dir, dir);
     CHECK_INT(r, 0);
 out:
     free(buf);
@@ -759,7 +713,7 @@ test_lazy_dirty_corrupt(void)
     }
     CHECK_INT(incompat_bits(p) & QCOW2_INCOMPAT_DIRTY, 0);
     if (have_qemu) {
-        CHECK_INT(sh("qemu-img check -q %s", p), 0);
+        CHECK_INT(unit_sh("qemu-img check -q %s", p), 0);
     }
 
     /* The corrupt bit: read-only opens work, read-write ones don't. */
@@ -797,10 +751,10 @@ test_runtime_corruption(void)
         CHECK(1);
         return;
     }
-    sh("qemu-img create -q -f qcow2 %s 16M && qemu-io -c 'write -P 1 0 64k' "
+    unit_sh("qemu-img create -q -f qcow2 %s 16M && qemu-io -c 'write -P 1 0 64k' "
        "%s >/dev/null", p, p);
     /* L2 at 0x40000: entry 0 -> 0x30000 (the L1 table), copied. */
-    sh("printf '\\200\\0\\0\\0\\0\\003\\0\\0' | dd of=%s bs=1 "
+    unit_sh("printf '\\200\\0\\0\\0\\0\\003\\0\\0' | dd of=%s bs=1 "
        "seek=262144 conv=notrunc 2>/dev/null", p);
     g = blk_graph_new();
     bs = open_img(g, p, true, &err);
@@ -819,7 +773,7 @@ test_runtime_corruption(void)
         blk_node_unref(bs);
     }
     /* Unaligned cluster offset: reads fail with -EIO naming the offset. */
-    sh("printf '\\200\\0\\0\\0\\0\\005\\002\\0' | dd of=%s bs=1 "
+    unit_sh("printf '\\200\\0\\0\\0\\0\\005\\002\\0' | dd of=%s bs=1 "
        "seek=262144 conv=notrunc 2>/dev/null", p);
     blk_error_clear(&err);
     bs = open_img(g, p, false, &err);
@@ -920,7 +874,7 @@ test_parallel(void)
         fclose(f);
     }
     if (have_qemu) {
-        CHECK_INT(sh("qemu-img check -q %s && qemu-img compare -q -f raw -F "
+        CHECK_INT(unit_sh("qemu-img check -q %s && qemu-img compare -q -f raw -F "
                      "qcow2 %s %s", p, raw, p), 0);
     }
 out:
@@ -945,9 +899,9 @@ test_resize(void)
         CHECK(1);
         return;
     }
-    sh("qemu-img create -q -f qcow2 %s 1G && qemu-io -c 'write -P 1 0 1M' "
+    unit_sh("qemu-img create -q -f qcow2 %s 1G && qemu-io -c 'write -P 1 0 1M' "
        "-c 'write -P 2 600M 1M' %s >/dev/null && cp %s %s", a, a, a, b);
-    sh("qemu-img resize -q %s 3G", a);
+    unit_sh("qemu-img resize -q %s 3G", a);
     {
         struct blk_graph *g = blk_graph_new();
         struct blk_node *bs = open_img(g, b, true, &err);
@@ -960,8 +914,8 @@ test_resize(void)
         }
         blk_graph_free(g);
     }
-    CHECK_INT(sh("cmp %s %s", a, b), 0);
-    sh("qemu-img resize -q --shrink %s 100M", a);
+    CHECK_INT(unit_sh("cmp %s %s", a, b), 0);
+    unit_sh("qemu-img resize -q --shrink %s 100M", a);
     {
         struct blk_graph *g = blk_graph_new();
         struct blk_node *bs = open_img(g, b, true, &err);
@@ -975,10 +929,10 @@ test_resize(void)
         blk_graph_free(g);
     }
     /* Same metadata; the freed clusters' old bytes may remain in blk's. */
-    ca = sh_out("qemu-img check --output=json %s | sed 's/\"filename\": .*//'; "
+    ca = unit_sh_out("qemu-img check --output=json %s | sed 's/\"filename\": .*//'; "
                 "qemu-img map --output=json %s; stat -c %%s %s; "
                 "dd if=%s bs=64k count=5 2>/dev/null | md5sum", a, a, a, a);
-    cb = sh_out("qemu-img check --output=json %s | sed 's/\"filename\": .*//'; "
+    cb = unit_sh_out("qemu-img check --output=json %s | sed 's/\"filename\": .*//'; "
                 "qemu-img map --output=json %s; stat -c %%s %s; "
                 "dd if=%s bs=64k count=5 2>/dev/null | md5sum", b, b, b, b);
     CHECK_STR(cb, ca);
@@ -1042,7 +996,7 @@ tiny_cache_case(const char *extra)
         fclose(f);
     }
     if (have_qemu) {
-        CHECK_INT(sh("qemu-img check -q %s && qemu-img compare -q -f raw -F "
+        CHECK_INT(unit_sh("qemu-img check -q %s && qemu-img compare -q -f raw -F "
                      "qcow2 %s %s", p, raw, p), 0);
     }
 out:
@@ -1161,11 +1115,11 @@ test_compressed_batch(void)
             fclose(f);
         }
         if (have_qemu) {
-            CHECK_INT(sh("qemu-img check -q %s", p), 0);
-            CHECK_INT(sh("qemu-img compare -q -f qcow2 -F raw %s %s", p, raw), 0);
+            CHECK_INT(unit_sh("qemu-img check -q %s", p), 0);
+            CHECK_INT(unit_sh("qemu-img compare -q -f qcow2 -F raw %s %s", p, raw), 0);
             /* random clusters are stored plain, except the short last one
              * (zero-padded, so it compresses): 28 of 41 */
-            char *m = sh_out("qemu-img check %s 2>&1 | grep -o '[0-9.]*%% compressed'", p);
+            char *m = unit_sh_out("qemu-img check %s 2>&1 | grep -o '[0-9.]*%% compressed'", p);
             CHECK_STR(m, "68.29% compressed\n");
             free(m);
         }

@@ -19,25 +19,10 @@
 static char dir[] = "/tmp/blk-test-snapshot-" UNIT_MKTEMP_SUFFIX;
 static bool have_qemu;
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static bool
 qemu_clean(const char *p)
 {
-    return sh("qemu-img check -q %s >/dev/null 2>&1", p) == 0;
+    return unit_sh("qemu-img check -q %s >/dev/null 2>&1", p) == 0;
 }
 
 /* The image reads back as byte v over [off, off+len). */
@@ -91,7 +76,7 @@ test_list_qemu_table(void)
         free(p);
         return;
     }
-    sh("qemu-img create -q -f qcow2 %s 1M && qemu-img snapshot -c first %s "
+    unit_sh("qemu-img create -q -f qcow2 %s 1M && qemu-img snapshot -c first %s "
        "&& qemu-img snapshot -c 'second one' %s", p, p, p);
     g = blk_graph_new();
     bs = blk_open_image(g, p, "qcow2", false, 0, &err);
@@ -133,7 +118,7 @@ test_create_apply_delete(void)
         free(p);
         return;
     }
-    sh("qemu-img create -q -f qcow2 %s 4M && qemu-io -c 'write -P 1 0 256k' "
+    unit_sh("qemu-img create -q -f qcow2 %s 4M && qemu-io -c 'write -P 1 0 256k' "
        "%s >/dev/null", p, p);
     g = blk_graph_new();
     bs = blk_open_image(g, p, "qcow2", false, BLK_OPEN_RDWR, &err);
@@ -167,10 +152,10 @@ test_create_apply_delete(void)
     blk_graph_free(g);
 
     CHECK(qemu_clean(p));
-    CHECK(sh("qemu-img snapshot -l %s | grep -q ' b '", p) == 0);
-    CHECK(sh("qemu-img snapshot -l %s | grep -q ' a '", p) != 0);
+    CHECK(unit_sh("qemu-img snapshot -l %s | grep -q ' b '", p) == 0);
+    CHECK(unit_sh("qemu-img snapshot -l %s | grep -q ' a '", p) != 0);
     /* QEMU applies what blk made */
-    CHECK(sh("qemu-io -c 'write -P 9 0 1M' %s >/dev/null && "
+    CHECK(unit_sh("qemu-io -c 'write -P 9 0 1M' %s >/dev/null && "
              "qemu-img snapshot -a b %s && qemu-io -r -c 'read -P 2 0 64k' "
              "-c 'read -P 1 64k 192k' %s | grep -q Pattern", p, p, p) != 0);
     CHECK(qemu_clean(p));
@@ -190,7 +175,7 @@ test_read_only_refused(void)
         free(p);
         return;
     }
-    sh("qemu-img create -q -f qcow2 %s 1M", p);
+    unit_sh("qemu-img create -q -f qcow2 %s 1M", p);
     g = blk_graph_new();
     bs = blk_open_image(g, p, "qcow2", false, 0, &err);
     CHECK(bs != NULL);
@@ -218,6 +203,6 @@ main(void)
     test_list_qemu_table();
     test_create_apply_delete();
     test_read_only_refused();
-    sh("rm -rf %s", dir);
+    unit_sh("rm -rf %s", dir);
     return unit_done();
 }

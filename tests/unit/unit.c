@@ -1,6 +1,9 @@
 /*
  * unit.c - counters and reports for tests/unit/unit.h.
  */
+#include <stdarg.h>
+#include <stdlib.h>
+
 #include "tests/unit/unit.h"
 
 unsigned unit_pass, unit_fail;
@@ -47,4 +50,41 @@ unit_done(void)
 {
     printf("%u passed, %u failed\n", unit_pass, unit_fail);
     return unit_fail ? 1 : 0;
+}
+
+int
+unit_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+char *
+unit_sh_out(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    FILE *f;
+    char *buf = calloc(1, 1 << 16);
+    size_t n;
+
+    if (buf == NULL) {
+        abort();
+    }
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    f = popen(cmd, "r");
+    if (f == NULL) {
+        return buf;
+    }
+    n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    pclose(f);
+    return buf;
 }

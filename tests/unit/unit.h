@@ -30,4 +30,9 @@ int unit_check_int(long long got, long long want, const char *what,
                    const char *file, int line);
 int unit_done(void);
 
+/* Run a shell command built with printf's format; returns system(3)'s status. */
+int unit_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, returning its standard output (at most 64 KiB; caller frees). */
+char *unit_sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif
