@@ -161,9 +161,12 @@ typedef void blk_req_cb(struct blk_req *req);
  * flight).  Ordered requests always run on the pool.  A request that
  * fails admission passes the gate at once.
  */
+#define BLK_ORDER_GATE_CONDS 16
 struct blk_order_gate {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    /* a waiter with sequence s sleeps on cond[s % BLK_ORDER_GATE_CONDS],
+     * so passing the gate wakes the next request, not every waiter */
+    pthread_cond_t cond[BLK_ORDER_GATE_CONDS];
     uint64_t issued;            /* loop: sequence numbers handed out */
     uint64_t passed;            /* highest sequence done with its drivers */
 };

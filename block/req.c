@@ -77,7 +77,9 @@ void
 blk_order_gate_init(struct blk_order_gate *g)
 {
     pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->cond, NULL);
+    for (unsigned i = 0; i < BLK_ORDER_GATE_CONDS; i++) {
+        pthread_cond_init(&g->cond[i], NULL);
+    }
     g->issued = 0;
     g->passed = 0;
 }
@@ -85,7 +87,9 @@ blk_order_gate_init(struct blk_order_gate *g)
 void
 blk_order_gate_destroy(struct blk_order_gate *g)
 {
-    pthread_cond_destroy(&g->cond);
+    for (unsigned i = 0; i < BLK_ORDER_GATE_CONDS; i++) {
+        pthread_cond_destroy(&g->cond[i]);
+    }
     pthread_mutex_destroy(&g->lock);
 }
 
@@ -97,7 +101,8 @@ gate_wait(struct blk_req *req)
 
     pthread_mutex_lock(&g->lock);
     while (g->passed + 1 < req->gate_seq) {
-        pthread_cond_wait(&g->cond, &g->lock);
+        pthread_cond_wait(&g->cond[req->gate_seq % BLK_ORDER_GATE_CONDS],
+                          &g->lock);
     }
     pthread_mutex_unlock(&g->lock);
 }
@@ -112,11 +117,24 @@ gate_pass(struct blk_req *req)
 {
     struct blk_order_gate *g = req->gate;
 
+    uint64_t old;
+
     pthread_mutex_lock(&g->lock);
+    old = g->passed;
     if (req->gate_seq > g->passed) {
         g->passed = req->gate_seq;
     }
-    pthread_cond_broadcast(&g->cond);
+    if (g->passed == old + 1) {
+        /* the usual case: only the request after this one may go on (a
+         * waiter 16 sequences later shares the condition and rechecks) */
+        pthread_cond_broadcast(&g->cond[(g->passed + 1) %
+                                        BLK_ORDER_GATE_CONDS]);
+    } else if (g->passed != old) {
+        /* a request that failed admission jumped ahead: several may go */
+        for (unsigned i = 0; i < BLK_ORDER_GATE_CONDS; i++) {
+            pthread_cond_broadcast(&g->cond[i]);
+        }
+    }
     pthread_mutex_unlock(&g->lock);
 }
 
