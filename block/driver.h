@@ -52,6 +52,8 @@ enum {
     BLK_REQ_COMPRESSED = 1 << 3,    /* write: store compressed (qcow2) */
     BLK_REQ_UNCHANGED = 1 << 4,     /* write: data is unchanged (copy-on-read, commit) */
     BLK_REQ_ORDERED = 1 << 5,       /* blk_req: runs after the gate's previous one (block.h) */
+    BLK_REQ_WRITEBACK = 1 << 6,     /* flush: only start writing cached data back
+                                       (drivers' writeback op), wait for nothing */
 };
 
 /* Block status flags (QEMU's BDRV_BLOCK_*). */
@@ -166,6 +168,13 @@ struct blk_driver {
     int (*discard)(struct blk_node *bs, uint64_t off, uint64_t len,
                    struct blk_error *err);
     int (*flush)(struct blk_node *bs, struct blk_error *err);
+    /*
+     * A flush with BLK_REQ_WRITEBACK: start writing back what the node
+     * caches, without waiting for it or making anything stable (NULL:
+     * nothing to do here; the children are asked either way).  Takes no
+     * lock a write needs, so writes go on meanwhile.
+     */
+    int (*writeback)(struct blk_node *bs, struct blk_error *err);
     int (*block_status)(struct blk_node *bs, uint64_t off, uint64_t len,
                         struct blk_status *st, struct blk_error *err);
     /* Bytes, or -errno. */

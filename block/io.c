@@ -475,8 +475,13 @@ rmw(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
     return r;
 }
 
+/*
+ * A flush: the node's own, then its children's (not backing files).
+ * With BLK_REQ_WRITEBACK only the drivers' writeback ops, which start
+ * writing cached data back and wait for nothing.
+ */
 static int
-do_flush(struct blk_node *bs, struct blk_error *err)
+do_flush(struct blk_node *bs, unsigned flags, struct blk_error *err)
 {
     struct blk_child *c;
     int r = 0;
@@ -484,7 +489,11 @@ do_flush(struct blk_node *bs, struct blk_error *err)
     if (bs->read_only) {
         return 0;
     }
-    if (bs->drv->flush != NULL) {
+    if (flags & BLK_REQ_WRITEBACK) {
+        if (bs->drv->writeback != NULL) {
+            r = bs->drv->writeback(bs, err);
+        }
+    } else if (bs->drv->flush != NULL) {
         if (bs->drv->threads == BLK_THREADS_SERIAL) {
             pthread_mutex_lock(&bs->serial_lock);
         }
@@ -498,8 +507,9 @@ do_flush(struct blk_node *bs, struct blk_error *err)
     }
     for (c = bs->children; c != NULL; c = c->next) {
         if (!(c->role & BLK_ROLE_COW)) {
-            r = blk_io_run(c->child, BLK_OP_FLUSH, 0, 0, NULL, 0, 0, NULL,
-                           false, false, err);
+            r = blk_io_run(c->child, BLK_OP_FLUSH, 0, 0, NULL, 0,
+                           flags & BLK_REQ_WRITEBACK, NULL, false, false,
+                           err);
             if (r < 0) {
                 return r;
             }
@@ -562,7 +572,7 @@ blk_io_run(struct blk_node *bs, enum blk_op op, uint64_t off, uint64_t len,
     int r;
 
     if (op == BLK_OP_FLUSH) {
-        return do_flush(bs, err);
+        return do_flush(bs, flags, err);
     }
     r = check_request(bs, op, off, &len, top, err);
     if (r < 0) {

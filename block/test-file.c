@@ -1168,6 +1168,60 @@ out:
     free(p);
 }
 
+/*
+ * A flush with BLK_REQ_WRITEBACK starts writing the file's dirty pages
+ * back: on ext4 the delayed-allocation extent of a small write gets its
+ * blocks (no longer DELALLOC) when it returns; with cache.no-flush it
+ * does nothing.  Contents stay as written either way.
+ */
+static void
+writeback_case(bool no_flush, bool ext4)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct blk_node *bs;
+    unsigned char buf[65536], rd[65536];
+    char *p = path(no_flush ? "wb-nf.img" : "wb.img");
+    struct blk_req req;
+    int fd;
+
+    memset(buf, 0x5a, sizeof(buf));
+    CHECK_INT(create_file(p, 4 << 20, NULL, &err), 0);
+    bs = blk_open_image(g, p, "raw", false,
+                        BLK_OPEN_RDWR | (no_flush ? BLK_OPEN_NO_FLUSH : 0),
+                        &err);
+    CHECK(bs != NULL);
+    if (bs == NULL) {
+        goto out;
+    }
+    CHECK_INT(blk_node_pwrite(bs, 1 << 20, buf, sizeof(buf), 0, &err), 0);
+    fd = open(p, O_RDONLY);
+    CHECK(fd >= 0);
+    if (ext4) {
+        CHECK(extent_flags(fd, 1 << 20) & FIEMAP_EXTENT_DELALLOC);
+    }
+    memset(&req, 0, sizeof(req));
+    req.op = BLK_OP_FLUSH;
+    req.flags = BLK_REQ_WRITEBACK;
+    req.cb = prq_cb;
+    prq_all = false;
+    blk_req_submit(bs, &req);
+    blk_loop_run_until(&prq_all);
+    CHECK_INT(req.ret, 0);
+    if (ext4) {
+        long f = extent_flags(fd, 1 << 20);
+
+        CHECK(f >= 0 && !!(f & FIEMAP_EXTENT_DELALLOC) == no_flush);
+    }
+    CHECK_INT(blk_node_pread(bs, 1 << 20, rd, sizeof(rd), &err), 0);
+    CHECK(memcmp(rd, buf, sizeof(rd)) == 0);
+    close(fd);
+    blk_node_unref(bs);
+out:
+    blk_graph_free(g);
+    free(p);
+}
+
 static void
 test_prealloc(void)
 {
@@ -1180,6 +1234,8 @@ test_prealloc(void)
     }
     prealloc_case(true, ext4);
     prealloc_case(false, ext4);
+    writeback_case(false, ext4);
+    writeback_case(true, ext4);
 }
 
 /* ---- the --hold helper --------------------------------------------------- */

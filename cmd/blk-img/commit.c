@@ -408,6 +408,7 @@ cmd_commit(int argc, char **argv)
     j.keep_data = true;         /* qemu-img commit keeps written zeroes as data */
     j.in_flight = 8;
     j.write_flags = wt ? BLK_REQ_FUA : 0;
+    j.flush_every = cv_flush_every(cache_flags, wt);
     j.rate_limit = c.rate;
     j.progress = prog;
     j.err_prefix = "Block job failed: ";

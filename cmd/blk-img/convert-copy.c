@@ -71,6 +71,10 @@ struct engine {
     /* in-order writes to a format that allocates: run in issue order */
     struct blk_order_gate gate;
     bool use_gate;
+    /* writeback started during the copy (j->flush_every) */
+    uint64_t since_flush;
+    struct blk_req flush_req;
+    bool flush_busy;
     /* progress */
     uint64_t alloc_total, alloc_done;
     /* rate limit */
@@ -489,6 +493,49 @@ finish_slot(struct slot *s)
 }
 
 static void
+flush_cb(struct blk_req *req)
+{
+    struct engine *e = req->opaque;
+
+    e->flush_busy = false;
+    if (req->ret < 0 && e->ret == 0) {
+        const char *pre = e->j->err_prefix ? e->j->err_prefix : "";
+
+        blk_img_error("%serror while writing back the target: %s", pre,
+                      strerror(-req->ret));
+        fail(e, req->ret);
+    }
+    kick(e);
+}
+
+/*
+ * j->flush_every: once enough was written since the last time, ask the
+ * target to start writing its cached data back (a flush with
+ * BLK_REQ_WRITEBACK, which waits for nothing and takes no lock writes
+ * need), so the disk works during the copy and the caller's final flush
+ * finds less to write.
+ */
+static void
+maybe_flush(struct engine *e, uint64_t written)
+{
+    struct cv_job *j = e->j;
+
+    e->since_flush += written;
+    if (j->flush_every == 0 || e->flush_busy ||
+        e->since_flush < j->flush_every || e->ret < 0) {
+        return;
+    }
+    e->since_flush = 0;
+    e->flush_busy = true;
+    memset(&e->flush_req, 0, sizeof(e->flush_req));
+    e->flush_req.op = BLK_OP_FLUSH;
+    e->flush_req.flags = BLK_REQ_WRITEBACK;
+    e->flush_req.cb = flush_cb;
+    e->flush_req.opaque = e;
+    blk_req_submit(j->target, &e->flush_req);
+}
+
+static void
 write_cb(struct blk_req *req)
 {
     struct slot *s = req->opaque;
@@ -500,6 +547,7 @@ write_cb(struct blk_req *req)
     }
     if (req->ret == 0 && req->op == BLK_OP_WRITE) {
         e->j->bytes_written += req->length;
+        maybe_flush(e, req->length);
     }
     if (--s->pending == 0) {
         finish_slot(s);
@@ -852,6 +900,9 @@ rate_wait(struct engine *e)
 static bool
 all_idle(const struct engine *e)
 {
+    if (e->flush_busy) {
+        return false;
+    }
     for (unsigned i = 0; i < e->nslots; i++) {
         if (e->slots[i].state != S_IDLE) {
             return false;
@@ -1029,4 +1080,13 @@ cv_parse_cache(const char *mode, unsigned *open_flags, bool *writethrough)
         return -EINVAL;
     }
     return 0;
+}
+
+uint64_t
+cv_flush_every(unsigned open_flags, bool writethrough)
+{
+    if (writethrough || (open_flags & (BLK_OPEN_NO_FLUSH | BLK_OPEN_NOCACHE))) {
+        return 0;
+    }
+    return CV_FLUSH_EVERY;
 }

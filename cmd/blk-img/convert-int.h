@@ -16,6 +16,7 @@
 
 #define CV_MAX_IN_FLIGHT 16
 #define CV_BUF_SIZE (2u << 20)          /* bytes per chunk (qemu-img's) */
+#define CV_FLUSH_EVERY (32u << 20)      /* bytes between writeback starts */
 
 /* What to do with a run of the source. */
 enum cv_status {
@@ -74,6 +75,14 @@ struct cv_job {
     unsigned in_flight;         /* 1..16 (-m) */
     unsigned write_flags;       /* BLK_REQ_FUA for writethrough caches */
     uint64_t rate_limit;        /* bytes/s, 0: none (-r) */
+    /*
+     * For jobs whose caller flushes the target at the end: after this
+     * many bytes written since the last time, start the target's
+     * writeback (a BLK_REQ_WRITEBACK flush) while the copy goes on, so
+     * the disk writes the data during the copy instead of all of it in
+     * the final flush; 0: never.
+     */
+    uint64_t flush_every;
     struct blk_progress *progress;  /* may be NULL */
     /*
      * -C: data chunks are copied with copy_file_range(2) from
@@ -126,5 +135,13 @@ int cv_chain_status(struct blk_node *top, struct blk_node *base,
 
 /* qemu-img's cache mode names -> BLK_OPEN_* flags and writethrough. */
 int cv_parse_cache(const char *mode, unsigned *open_flags, bool *writethrough);
+
+/*
+ * cv_job.flush_every for a target opened with these flags (as from
+ * cv_parse_cache): CV_FLUSH_EVERY for the page cache with a flush at the
+ * end (writeback), 0 when nothing would be flushed (unsafe), every write
+ * is stable already (writethrough) or the page cache is bypassed (none).
+ */
+uint64_t cv_flush_every(unsigned open_flags, bool writethrough);
 
 #endif

@@ -852,6 +852,7 @@ cmd_convert(int argc, char **argv)
         goto out;
     }
     fill_job(&j, &o, created, has_backing, tgt_wt, prog);
+    j.flush_every = cv_flush_every(tgt_flags, tgt_wt);
     setup_copy_range(&j, o.copy_range);
 
     ret = cv_run(&j) < 0;

@@ -323,7 +323,8 @@ parse_args(int argc, char **argv, struct rebase *rb)
 /* Safe mode: copy into the overlay what the new backing would change. */
 static int
 copy_differences(struct rebase *rb, struct blk_graph *g, struct blk_node *bs,
-                 unsigned src_flags, bool wt, struct blk_progress *prog)
+                 unsigned src_flags, unsigned flags, bool wt,
+                 struct blk_progress *prog)
 {
     struct blk_error err = BLK_ERROR_INIT;
     struct blk_node *nb = NULL;
@@ -367,6 +368,7 @@ copy_differences(struct rebase *rb, struct blk_graph *g, struct blk_node *bs,
     j.min_sparse = 0;
     j.in_flight = 8;
     j.write_flags = wt ? BLK_REQ_FUA : 0;
+    j.flush_every = cv_flush_every(flags, wt);
     j.progress = prog;
     r = cv_run(&j);
     if (r == 0 && blk_node_flush(bs, &err) < 0) {
@@ -430,7 +432,7 @@ cmd_rebase(int argc, char **argv)
         goto out;
     }
     if (!rb.unsafe &&
-        copy_differences(&rb, g, bs, src_flags, wt, prog) < 0) {
+        copy_differences(&rb, g, bs, src_flags, flags, wt, prog) < 0) {
         goto out;
     }
     blk_node_unref(bs);
