@@ -7,21 +7,24 @@
 # ratio.  For the plain copies it also times bench/copyfloor.c, which
 # only writes the same data (read into memory beforehand) into a new file:
 # the page cache's own cost, which no tool can go below; floor/qemu is the
-# best ratio any tool could reach on this machine.  BENCH_DIR (default /dev/shm, a tmpfs, so the page cache's
-# writeback does not add noise), RUNS (default 3), SIZE_MIB (default 1024),
-# CASES (default all: raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase).
+# best ratio any tool could reach on this machine.  Every timed run starts
+# after a sync (not timed), so no run pays for the last one's writeback.
+# BENCH_DIR (default: the build directory, i.e. the disk the images would
+# live on; /dev/shm puts everything on a tmpfs), RUNS (default 3),
+# SIZE_MIB (default 1024), CASES (default all: raw-qcow2 qcow2-raw zlib
+# zstd chain3 commit rebase).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BLK_IMG=${BLK_IMG:-$REPO/build/blk-img}
 RUNS=${RUNS:-3}
 SIZE_MIB=${SIZE_MIB:-1024}
-DIR=${BENCH_DIR:-/dev/shm}/blk-bench.$$
+DIR=${BENCH_DIR:-$REPO/build}/blk-bench.$$
 mkdir -p "$DIR"
 trap 'rm -rf "$DIR"' EXIT
 cd "$DIR"
 
-echo "building the data set in $DIR ($SIZE_MIB MiB) ..." >&2
+echo "building the data set in $DIR ($SIZE_MIB MiB, $(stat -f -c %T "$DIR")) ..." >&2
 cc -O2 -o "$DIR/copyfloor" "$REPO/bench/copyfloor.c"
 python3 "$REPO/bench/mkdata.py" src.raw "$SIZE_MIB"
 qemu-img convert -O qcow2 src.raw src.qcow2
@@ -113,6 +116,7 @@ floor() {
     *) echo -; return ;;
     esac
     for ((r = 0; r < RUNS; r++)); do
+        sync
         f+=("$("$DIR/copyfloor" "$src" floor.out | cut -d' ' -f1)")
         rm -f floor.out
     done
@@ -124,8 +128,8 @@ printf '%-34s %8s %8s %6s   %8s %8s %6s  %7s %6s  %s\n' case blk_s qemu_s ratio 
 for c in ${CASES:-raw-qcow2 qcow2-raw zlib zstd chain3 commit rebase}; do
     bw=() qw=() bc=() qc=()
     for ((r = 0; r < RUNS; r++)); do
-        prepare $c blk; read -r w u <<< "$(run_case $c blk)"; bw+=("$w"); bc+=("$u")
-        prepare $c qemu; read -r w u <<< "$(run_case $c qemu)"; qw+=("$w"); qc+=("$u")
+        prepare $c blk; sync; read -r w u <<< "$(run_case $c blk)"; bw+=("$w"); bc+=("$u")
+        prepare $c qemu; sync; read -r w u <<< "$(run_case $c qemu)"; qw+=("$w"); qc+=("$u")
     done
     b=$(min "${bw[@]}") q=$(min "${qw[@]}")
     bu=$(min "${bc[@]}") qu=$(min "${qc[@]}")
