@@ -123,6 +123,28 @@ void blk_node_get_perm(const struct blk_node *bs, unsigned *perm, unsigned *shar
 int blk_node_reopen(struct blk_node *bs, const struct kv *changes,
                     bool read_only, struct blk_error *err);
 
+/*
+ * Zero-copy reads, on a worker thread (it may wait for drivers' locks and
+ * read their metadata): the data of bs at [off, off + len) as one span of
+ * read-only memory, a shared mapping of the page cache of the file
+ * underneath (or of zeroes), valid until bs closes; 0 and *ptr, or
+ * -EAGAIN when it cannot be had so (then read it).  Reading the span may
+ * fault pages in from the disk.  The caller keeps writes to the range out
+ * while it reads.  If the file shrinks under the mapping
+ * (another process truncating it), the pages past its end read as zeroes
+ * instead of raising SIGBUS, and blk_map_faults() grows: a caller that
+ * used a span compares it before and after and fails the job.
+ */
+int blk_node_map_data(struct blk_node *bs, uint64_t off, uint64_t len,
+                      const uint8_t **ptr);
+uint64_t blk_map_faults(void);
+/*
+ * len bytes of zeroes that stay valid for the life of the process (one
+ * anonymous read-only mapping: every page is the kernel's zero page), for
+ * spans of ranges that read as zeroes; NULL when len is over 16 MiB.
+ */
+const uint8_t *blk_map_zeroes(size_t len);
+
 /* ---- backends: named root attachments ------------------------------------ */
 
 struct blk_backend *blk_backend_new(struct blk_graph *g, const char *name,

@@ -163,6 +163,17 @@ struct blk_driver {
     int (*aio_pwritev)(struct blk_node *bs, uint64_t off, uint64_t len,
                        struct iovec *iov, int iovcnt, unsigned flags,
                        struct blk_aio *aio, struct blk_error *err);
+    /*
+     * Optional, called on a worker (it may wait for the driver's locks and
+     * read metadata, never the data): the node's data at [off, off + len)
+     * as one span of read-only memory (a shared mapping of a file's page
+     * cache, or blk_map_zeroes) that stays valid until the node closes, or
+     * -EAGAIN when it cannot be had so (not one contiguous run, compressed,
+     * O_DIRECT, not a regular file, any error).  See blk_node_map_data in
+     * block.h.
+     */
+    int (*map_data)(struct blk_node *bs, uint64_t off, uint64_t len,
+                    const uint8_t **ptr);
     int (*zero)(struct blk_node *bs, uint64_t off, uint64_t len,
                 unsigned flags, struct blk_error *err);
     int (*discard)(struct blk_node *bs, uint64_t off, uint64_t len,
@@ -335,6 +346,9 @@ int blk_child_pread(struct blk_child *c, uint64_t off, void *buf, size_t len,
  * core's checks, then the child's try op; -EAGAIN (with err clear) when
  * it would block or the request needs the slow path's care.
  */
+/* The child's map_data (block.h blk_node_map_data), -EAGAIN without one. */
+int blk_child_map_data(struct blk_child *c, uint64_t off, uint64_t len,
+                       const uint8_t **ptr);
 int blk_child_try_preadv(struct blk_child *c, uint64_t off, uint64_t len,
                          struct iovec *iov, int iovcnt, unsigned flags,
                          struct blk_error *err);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "block/driver.h"
+#include "block/map.h"
 #include "util/iov.h"
 #include "util/xalloc.h"
 
@@ -59,6 +61,11 @@ struct file_state {
     atomic_bool no_zero_range;  /* FALLOC_FL_ZERO_RANGE unsupported */
     atomic_bool no_punch;       /* FALLOC_FL_PUNCH_HOLE unsupported */
     atomic_bool prealloc;       /* fallocate big buffered writes first */
+    /* map_data: the whole file mapped read-only at the first call */
+    pthread_mutex_t map_lock;
+    uint8_t *map;
+    size_t map_len;
+    bool map_tried;
 };
 
 /* Zeroes for fallback writes, aligned for O_DIRECT; never written to. */
@@ -491,6 +498,7 @@ file_open_common(struct blk_node *bs, const struct kv *opts, bool device,
     int r;
 
     s->fd = -1;
+    pthread_mutex_init(&s->map_lock, NULL);
     if (filename == NULL) {
         return blk_error_set(err, -EINVAL, "Parameter 'filename' is missing");
     }
@@ -574,6 +582,9 @@ file_close(struct blk_node *bs)
 {
     struct file_state *s = blk_node_state(bs);
 
+    blk_map_release(s->map, s->map_len);
+    s->map = NULL;
+    pthread_mutex_destroy(&s->map_lock);
     if (s->fd >= 0) {
         close(s->fd);               /* releases every lock of the description */
         s->fd = -1;
@@ -1065,6 +1076,49 @@ file_flush(struct blk_node *bs, struct blk_error *err)
 }
 
 /*
+ * Zero-copy reads: the file as it was long at the first call, mapped
+ * read-only and shared, so spans point into the page cache.  Not with
+ * O_DIRECT (the user asked to bypass the page cache) or for devices.
+ */
+static int
+file_map_data(struct blk_node *bs, uint64_t off, uint64_t len,
+              const uint8_t **ptr)
+{
+    struct file_state *s = blk_node_state(bs);
+    int r = 0;
+
+    pthread_mutex_lock(&s->map_lock);
+    if (s->map == NULL) {
+        struct stat st;
+
+        if (s->map_tried || !s->is_reg || (s->base_flags & O_DIRECT)) {
+            r = -EAGAIN;
+            goto out;
+        }
+        s->map_tried = true;
+        if (fstat(s->fd, &st) < 0 || st.st_size <= 0 ||
+            (uint64_t)st.st_size > SIZE_MAX) {
+            r = -EAGAIN;
+            goto out;
+        }
+        s->map = blk_map_file(s->fd, (size_t)st.st_size);
+        if (s->map == NULL) {
+            r = -EAGAIN;
+            goto out;
+        }
+        s->map_len = (size_t)st.st_size;
+    }
+    if (off > s->map_len || len > s->map_len - off) {
+        r = -EAGAIN;
+        goto out;
+    }
+    *ptr = s->map + off;
+out:
+    pthread_mutex_unlock(&s->map_lock);
+    return r;
+}
+
+/*
  * Start writeback of the whole file's dirty pages; waits only where the
  * device's queue is full.  A flush that follows has less left to write.
  */
@@ -1432,6 +1486,7 @@ const struct blk_driver blk_driver_file = {
     .preadv = file_preadv,
     .pwritev = file_pwritev,
     .writeback = file_writeback,
+    .map_data = file_map_data,
     .zero = file_zero,
     .discard = file_discard,
     .flush = file_flush,
@@ -1459,6 +1514,7 @@ const struct blk_driver blk_driver_host_device = {
     .preadv = file_preadv,
     .pwritev = file_pwritev,
     .writeback = file_writeback,
+    .map_data = file_map_data,
     .zero = file_zero,
     .discard = file_discard,
     .flush = file_flush,

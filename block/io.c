@@ -808,6 +808,30 @@ blk_child_aio_pwritev(struct blk_child *c, uint64_t off, uint64_t len,
 }
 
 int
+blk_node_map_data(struct blk_node *bs, uint64_t off, uint64_t len,
+                  const uint8_t **ptr)
+{
+    int64_t size;
+
+    if (bs->drv->map_data == NULL || bs->drv->threads == BLK_THREADS_SERIAL ||
+        len == 0) {
+        return -EAGAIN;
+    }
+    size = blk_node_get_length(bs);
+    if (size < 0 || off > (uint64_t)size || len > (uint64_t)size - off) {
+        return -EAGAIN;
+    }
+    return bs->drv->map_data(bs, off, len, ptr);
+}
+
+int
+blk_child_map_data(struct blk_child *c, uint64_t off, uint64_t len,
+                   const uint8_t **ptr)
+{
+    return blk_node_map_data(c->child, off, len, ptr);
+}
+
+int
 blk_child_try_preadv(struct blk_child *c, uint64_t off, uint64_t len,
                      struct iovec *iov, int iovcnt, unsigned flags,
                      struct blk_error *err)

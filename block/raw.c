@@ -146,6 +146,19 @@ raw_try_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
                                              flags, err);
 }
 
+/* Zero-copy reads: the same window, the child's span. */
+static int
+raw_map_data(struct blk_node *bs, uint64_t off, uint64_t len,
+             const uint8_t **ptr)
+{
+    struct raw_state *s = blk_node_state(bs);
+
+    if (adjust(s, &off, len, false, NULL) < 0) {
+        return -EAGAIN;
+    }
+    return blk_child_map_data(s->file, off, len, ptr);
+}
+
 /* The ring path: the same window, the child's aio op. */
 static int
 raw_aio_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
@@ -296,6 +309,7 @@ const struct blk_driver blk_driver_raw = {
     .preadv = raw_preadv,
     .pwritev = raw_pwritev,
     .try_preadv = raw_try_preadv,
+    .map_data = raw_map_data,
     .try_pwritev = raw_try_pwritev,
     .aio_preadv = raw_aio_preadv,
     .aio_pwritev = raw_aio_pwritev,

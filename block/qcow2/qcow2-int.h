@@ -795,6 +795,9 @@ int qcow2_aio_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
 int qcow2_aio_pwritev(struct blk_node *bs, uint64_t off, uint64_t len,
                       struct iovec *iov, int iovcnt, unsigned flags,
                       struct blk_aio *aio, struct blk_error *err);
+/* The vtable map_data (block.h blk_node_map_data): the same lookup. */
+int qcow2_map_data(struct blk_node *bs, uint64_t off, uint64_t len,
+                   const uint8_t **ptr);
 
 /* ---- reopen.c: the vtable reopen ops ---------------------------------------- */
 int qcow2_reopen_prepare(struct blk_node *bs, const struct kv *opts,

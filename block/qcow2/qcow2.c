@@ -754,6 +754,7 @@ const struct blk_driver blk_driver_qcow2 = {
     .compressed_writes = true,
     .try_preadv = qcow2_try_preadv,
     .aio_preadv = qcow2_aio_preadv,
+    .map_data = qcow2_map_data,
     .aio_pwritev = qcow2_aio_pwritev,
     .threads = BLK_THREADS_PARALLEL,
     .state_size = sizeof(struct qcow2),

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block/block.h"
 #include "block/qcow2/qcow2-int.h"
 #include "util/iov.h"
 #include "util/xalloc.h"
@@ -307,6 +308,74 @@ qcow2_aio_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
     }
     return blk_child_aio_preadv(q->data_file, host, len, iov, iovcnt, 0, aio,
                                 err);
+}
+
+static int
+zero_span(uint64_t len, const uint8_t **ptr)
+{
+    const uint8_t *z = blk_map_zeroes(len);
+
+    if (z == NULL) {
+        return -EAGAIN;
+    }
+    *ptr = z;
+    return 0;
+}
+
+/*
+ * Zero-copy reads (a worker: waits for q->lock, may read a table): the
+ * range must be one mapping;
+ * data clusters are the data file's span at their host offset, a range
+ * this image does not allocate is the backing file's span (within the
+ * backing file's length), ranges that read as zeroes (zero clusters, no
+ * backing file, past its end) a span of zeroes (map.h); compressed
+ * clusters and anything else are read instead.
+ */
+int
+qcow2_map_data(struct blk_node *bs, uint64_t off, uint64_t len,
+               const uint8_t **ptr)
+{
+    struct qcow2 *q = qcow2_state(bs);
+    struct blk_error err = BLK_ERROR_INIT;
+    enum qcow2_subcluster_type t;
+    uint64_t host;
+    int64_t blen;
+
+    uint64_t n = len;
+    int r;
+
+    pthread_mutex_lock(&q->lock);
+    r = qcow2_get_host_offset(q, off, &n, &host, &t, &err);
+    pthread_mutex_unlock(&q->lock);
+    if (r < 0 || n < len) {
+        blk_error_clear(&err);
+        return -EAGAIN;         /* a read reports the error, or walks them */
+    }
+    switch (t) {
+    case QCOW2_SC_NORMAL:
+        return blk_child_map_data(q->data_file, host, len, ptr);
+    case QCOW2_SC_ZERO_PLAIN:
+    case QCOW2_SC_ZERO_ALLOC:
+        return zero_span(len, ptr);
+    case QCOW2_SC_UNALLOCATED_PLAIN:
+    case QCOW2_SC_UNALLOCATED_ALLOC:
+        if (q->data_file != q->file) {
+            return -EAGAIN;     /* raw external data: the data file's */
+        }
+        if (q->backing == NULL) {
+            return zero_span(len, ptr);
+        }
+        blen = blk_child_get_length(q->backing);
+        if (blen >= 0 && off >= (uint64_t)blen) {
+            return zero_span(len, ptr);         /* past the backing file */
+        }
+        if (blen < 0 || off + len > (uint64_t)blen) {
+            return -EAGAIN;
+        }
+        return blk_child_map_data(q->backing, off, len, ptr);
+    default:
+        return -EAGAIN;
+    }
 }
 
 /*

@@ -39,6 +39,14 @@ struct slot {
     struct engine *e;
     enum slot_state state;
     uint8_t *buf, *cmp;         /* buf_size bytes each (cmp: rebase only) */
+    /*
+     * The chunk's data and (rebase) the new backing's: buf and cmp when
+     * read, or spans of the source files' page cache (blk_node_map_data)
+     * when mapped; then faults0 is blk_map_faults() before they were read.
+     */
+    const uint8_t *data, *cdata;
+    bool mapped;
+    uint64_t faults0;
     uint64_t off, len;          /* the chunk */
     enum cv_status st;
     uint64_t pos;               /* bytes of the chunk read so far */
@@ -375,7 +383,7 @@ add_zero(struct slot *s, uint64_t off, uint64_t len)
 }
 
 /*
- * Data read into s->buf: split it in alignment-sized grains into data
+ * The chunk's data (s->data): split it in alignment-sized grains into data
  * and zero runs; zero runs shorter than -S stay data.
  */
 static void
@@ -392,7 +400,7 @@ plan_sparse(struct slot *s)
         if (g > s->len - pos) {
             g = s->len - pos;
         }
-        z = buffer_is_zero(s->buf + pos, g);
+        z = buffer_is_zero(s->data + pos, g);
         if (pos > 0 && z != run_zero) {
             if (run_zero && run < j->min_sparse) {
                 add_piece(s, s->off + pos - run, run, P_DATA);
@@ -426,14 +434,14 @@ plan_compare(struct slot *s)
         uint64_t b = s->len - pos < block ? s->len - pos : block, end;
 
         /* Most blocks are equal: one call each; sectors only where not. */
-        if (memcmp(s->buf + pos, s->cmp + pos, b) == 0) {
+        if (memcmp(s->data + pos, s->cdata + pos, b) == 0) {
             pos += b;
             continue;
         }
         for (end = pos + b; pos < end;) {
             uint64_t g = end - pos < SECTOR ? end - pos : SECTOR;
 
-            if (memcmp(s->buf + pos, s->cmp + pos, g) != 0) {
+            if (memcmp(s->data + pos, s->cdata + pos, g) != 0) {
                 add_piece(s, s->off + pos, g, P_DATA);
             }
             pos += g;
@@ -464,7 +472,7 @@ plan_writes(struct slot *s)
         } else if (j->min_sparse == 0 || j->keep_data) {
             add_piece(s, s->off, s->len, P_DATA);
         } else if (j->compressed) {
-            if (buffer_is_zero(s->buf, s->len)) {
+            if (buffer_is_zero(s->data, s->len)) {
                 add_zero(s, s->off, s->len);
             } else {
                 add_piece(s, s->off, s->len, P_DATA);
@@ -490,6 +498,24 @@ finish_slot(struct slot *s)
 
     s->state = S_IDLE;
     kick(e);
+}
+
+/*
+ * A chunk that used spans of the source's page cache: if any mapped page
+ * faulted since it started (a source file shrank under us), its data may
+ * have been zeroes instead: fail the job.
+ */
+static void
+check_mapped(struct slot *s)
+{
+    struct engine *e = s->e;
+
+    if (s->mapped && blk_map_faults() != s->faults0 && e->ret == 0) {
+        report(e, "error while reading at byte ", s->off, -EIO);
+        blk_img_error("%sthe source file shrank while it was read",
+                      e->j->err_prefix ? e->j->err_prefix : "");
+        fail(e, -EIO);
+    }
 }
 
 static void
@@ -550,6 +576,7 @@ write_cb(struct blk_req *req)
         maybe_flush(e, req->length);
     }
     if (--s->pending == 0) {
+        check_mapped(s);
         finish_slot(s);
     }
 }
@@ -642,7 +669,7 @@ issue_writes(struct slot *s)
         r->cb = write_cb;
         r->opaque = s;
         if (p->kind == P_DATA) {
-            s->wiov[i].iov_base = s->buf + (p->off - s->off);
+            s->wiov[i].iov_base = (uint8_t *)s->data + (p->off - s->off);
             s->wiov[i].iov_len = p->len;
             r->op = BLK_OP_WRITE;
             r->iov = &s->wiov[i];
@@ -673,6 +700,7 @@ issue_writes(struct slot *s)
         e->wr_offs = s->off + s->len;
     }
     if (--s->pending == 0) {
+        check_mapped(s);
         finish_slot(s);
     } else if (j->in_order) {
         kick(e);
@@ -827,9 +855,99 @@ start_read(struct slot *s)
     blk_req_submit(j->parts[part].bs, &s->req);
 }
 
+/*
+ * A data chunk that lies in one contiguous span of each file it would be
+ * read from (the source part and, for rebase, the new backing) is used
+ * in place, without reading it into the slot's buffers: the writes take
+ * their data from the span.  Worker (finding the spans may wait for a
+ * driver's lock).  Not when a span cannot be had (then the chunk is read
+ * as usual).
+ */
+static bool
+try_map(struct slot *s)
+{
+    struct cv_job *j = s->e->j;
+    const uint8_t *p, *c = NULL;
+    uint64_t part_off;
+    int part;
+
+    select_part(j, s->off, &part, &part_off);
+    if (s->off + s->len > part_off + j->parts[part].len ||
+        blk_node_map_data(j->parts[part].bs, s->off - part_off + j->src_offset,
+                          s->len, &p) < 0) {
+        return false;
+    }
+    if (j->compare) {
+        if (j->compare_bs == NULL || s->off >= j->compare_len) {
+            c = blk_map_zeroes(s->len);     /* -b "", or past its end */
+        } else if (s->off + s->len > j->compare_len ||
+                   blk_node_map_data(j->compare_bs, s->off, s->len, &c) < 0) {
+            c = NULL;
+        }
+        if (c == NULL) {
+            return false;
+        }
+    }
+    s->data = p;
+    s->cdata = c;
+    s->faults0 = blk_map_faults();
+    return true;
+}
+
+/* Worker: the spans, then zero detection (or the compare) on them. */
+static void
+map_work(uv_work_t *w)
+{
+    struct slot *s = container_of(w, struct slot, work);
+
+    s->mapped = try_map(s);
+    if (s->mapped) {
+        plan_writes(s);
+    }
+}
+
+static void start_reads(struct slot *s);
+
+static void
+map_done(uv_work_t *w, int status)
+{
+    struct slot *s = container_of(w, struct slot, work);
+    struct engine *e = s->e;
+
+    if (e->ret < 0 || status < 0) {
+        fail(e, status < 0 ? status : e->ret);
+        finish_slot(s);
+        return;
+    }
+    if (!s->mapped) {
+        start_reads(s);
+        return;
+    }
+    e->j->bytes_read += s->len;
+    try_write(s);
+}
+
+/* Read the chunk into the slot's buffers (and the new backing's view). */
+static void
+start_reads(struct slot *s)
+{
+    s->data = s->buf;
+    s->cdata = s->cmp;
+    s->mapped = false;
+    s->state = S_READ;
+    s->reads_out = 1 + (s->e->j->compare ? 1 : 0);
+    if (s->e->j->compare) {
+        start_compare(s);
+    }
+    start_read(s);
+}
+
 static void
 start_chunk(struct slot *s, uint64_t off, uint64_t len, enum cv_status st)
 {
+    s->data = s->buf;
+    s->cdata = s->cmp;
+    s->mapped = false;
     s->off = off;
     s->len = len;
     s->st = st;
@@ -848,13 +966,12 @@ start_chunk(struct slot *s, uint64_t off, uint64_t len, enum cv_status st)
         try_write(s);
         return;
     }
-    if (st == CV_DATA) {
+    if (st == CV_DATA && s->e->j->map_source) {
+        /* --salvage never maps: an I/O error would have to become zeroes */
         s->state = S_READ;
-        s->reads_out = 1 + (s->e->j->compare ? 1 : 0);
-        if (s->e->j->compare) {
-            start_compare(s);
-        }
-        start_read(s);
+        uv_queue_work(blk_loop(), &s->work, map_work, map_done);
+    } else if (st == CV_DATA) {
+        start_reads(s);
     } else {
         plan_writes(s);
         try_write(s);
@@ -987,6 +1104,11 @@ cv_run(struct cv_job *j)
     unsigned i;
 
     e->j = j;
+    {
+        const char *m = getenv("BLK_MAP");
+
+        j->map_source = (m == NULL || strcmp(m, "0") != 0) && !j->salvage;
+    }
     e->use_gate = j->in_order && !j->compressed && !j->issue_order;
     if (e->use_gate) {
         blk_order_gate_init(&e->gate);

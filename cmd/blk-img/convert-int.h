@@ -64,6 +64,12 @@ struct cv_job {
     bool in_order;              /* write chunks in offset order (no -W) */
     bool has_zero_init;         /* target already reads as zeroes */
     bool salvage;               /* read errors become zeroes (--salvage) */
+    /*
+     * Data chunks the source files hold contiguously in their page cache
+     * are used where they are (block.h blk_node_map_data) instead of read
+     * into buffers; cv_run sets it unless BLK_MAP=0.
+     */
+    bool map_source;
     bool quiet;
     bool target_has_backing;    /* convert -B: unallocated source runs are SKIP */
     int64_t target_backing_len; /* -1 unknown; past it, ZERO becomes SKIP */

@@ -248,3 +248,33 @@ alloc_kib() {
     run cat err.txt
     assert_output --regexp '^    \([0-9]+\.[0-9]{2}/100%\)$'
 }
+
+@test "convert/commit/rebase: page-cache spans (default) and reads (BLK_MAP=0) write the same bytes" {
+    qemu-img convert -f raw -O qcow2 src.raw base.qcow2
+    qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2
+    qemu-io -c 'write -P 0x55 1M 192k' -c 'write -z 4M 64k' \
+        -c 'write -c -P 0x66 6M 64k' top.qcow2 >/dev/null
+    for m in 1 0; do
+        BLK_MAP=$m "$BLK_IMG" convert -O qcow2 src.raw r2q-$m.qcow2
+        BLK_MAP=$m "$BLK_IMG" convert -O raw top.qcow2 q2r-$m.raw
+        BLK_MAP=$m "$BLK_IMG" convert -O qcow2 -c top.qcow2 c-$m.qcow2
+        cp base.qcow2 cb-$m.qcow2
+        cp top.qcow2 ct-$m.qcow2
+        qemu-img rebase -u -b cb-$m.qcow2 -F qcow2 ct-$m.qcow2
+        BLK_MAP=$m "$BLK_IMG" commit -q ct-$m.qcow2
+        qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 rb-$m.qcow2
+        BLK_MAP=$m "$BLK_IMG" rebase -b top.qcow2 -F qcow2 rb-$m.qcow2
+    done
+    cmp r2q-1.qcow2 r2q-0.qcow2
+    cmp q2r-1.raw q2r-0.raw
+    cmp cb-1.qcow2 cb-0.qcow2
+    cmp rb-1.qcow2 rb-0.qcow2
+    qemu-img compare -q c-1.qcow2 c-0.qcow2
+    qemu-img compare -q q2r-1.raw top.qcow2
+    qemu-img compare -q cb-1.qcow2 top.qcow2
+    qemu-img compare -q rb-1.qcow2 base.qcow2
+    qemu-img info rb-1.qcow2 | grep -q "backing file: top.qcow2"
+    qemu-img check -q r2q-1.qcow2
+    qemu-img check -q cb-1.qcow2
+    qemu-img check -q rb-1.qcow2
+}
