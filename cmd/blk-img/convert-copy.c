@@ -500,21 +500,31 @@ finish_slot(struct slot *s)
     kick(e);
 }
 
+/* The one error line of a chunk whose span could not be read. */
+static void
+span_failed(struct slot *s)
+{
+    struct engine *e = s->e;
+
+    if (e->ret == 0) {
+        blk_img_error("%serror while reading at byte %llu: the source file "
+                      "shrank or could not be read",
+                      e->j->err_prefix ? e->j->err_prefix : "",
+                      (unsigned long long)s->off);
+    }
+    fail(e, -EIO);
+}
+
 /*
  * A chunk that used spans of the source's page cache: if any mapped page
- * faulted since it started (a source file shrank under us), its data may
- * have been zeroes instead: fail the job.
+ * faulted since it started (a source file shrank under us, or its page
+ * could not be read), its data may have been zeroes instead: fail the job.
  */
 static void
 check_mapped(struct slot *s)
 {
-    struct engine *e = s->e;
-
-    if (s->mapped && blk_map_faults() != s->faults0 && e->ret == 0) {
-        report(e, "error while reading at byte ", s->off, -EIO);
-        blk_img_error("%sthe source file shrank while it was read",
-                      e->j->err_prefix ? e->j->err_prefix : "");
-        fail(e, -EIO);
+    if (s->mapped && blk_map_faults() != s->faults0) {
+        span_failed(s);
     }
 }
 
@@ -567,7 +577,11 @@ write_cb(struct blk_req *req)
     struct slot *s = req->opaque;
     struct engine *e = s->e;
 
-    if (req->ret < 0 && e->ret == 0) {
+    if (req->ret == -EFAULT && s->mapped) {
+        /* the kernel could not read the span: its file shrank (no SIGBUS
+         * inside a system call, so no fault was counted) */
+        span_failed(s);
+    } else if (req->ret < 0 && e->ret == 0) {
         report(e, "error while writing at byte ", req->offset, req->ret);
         fail(e, req->ret);
     }

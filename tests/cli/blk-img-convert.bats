@@ -278,3 +278,38 @@ alloc_kib() {
     qemu-img check -q cb-1.qcow2
     qemu-img check -q rb-1.qcow2
 }
+
+# Start "$@" (a copy with -p and -r) in the background with stdout in
+# prog.txt and stderr in err.txt, wait until its second chunk is under way
+# (the first has mapped the source file: with -r the second waits for it),
+# shrink $1 to 1 MiB, and leave the status in $status, stderr in $output.
+shrink_during() {
+    local victim=$1 i
+    shift
+    "$@" >prog.txt 2>err.txt &
+    local pid=$!
+    for ((i = 0; i < 500; i++)); do
+        [ "$(grep -o '%)' prog.txt | wc -l)" -ge 3 ] && break
+        sleep 0.02
+    done
+    truncate -s 1M "$victim"
+    status=0
+    wait "$pid" || status=$?
+    output=$(cat err.txt)
+}
+
+@test "convert: a source that shrinks during the copy fails with one line" {
+    head -c 16M /dev/zero | tr '\0' '\021' >big.raw
+    shrink_during big.raw "$BLK_IMG" convert -p -r 8M -f raw -O raw big.raw out.raw
+    [ "$status" -eq 1 ]
+    assert_output --regexp '^blk-img: error while reading at byte [0-9]+: the source file shrank or could not be read$'
+}
+
+@test "commit: a top that shrinks under the copy (data written as is) fails with one line" {
+    truncate -s 16M base.raw
+    qemu-img create -q -f qcow2 -b base.raw -F raw top.qcow2 16M
+    qemu-io -c 'write -P 0x11 0 16M' top.qcow2 >/dev/null
+    shrink_during top.qcow2 "$BLK_IMG" commit -p -r 8M top.qcow2
+    [ "$status" -eq 1 ]
+    assert_output --regexp '^blk-img: Block job failed: error while reading at byte [0-9]+: the source file shrank or could not be read$'
+}
