@@ -492,6 +492,9 @@ do_flush(struct blk_node *bs, unsigned flags, struct blk_error *err)
     if (flags & BLK_REQ_WRITEBACK) {
         if (bs->drv->writeback != NULL) {
             r = bs->drv->writeback(bs, err);
+            if (r < 0) {
+                return r;
+            }
         }
     } else if (bs->drv->flush != NULL) {
         if (bs->drv->threads == BLK_THREADS_SERIAL) {

@@ -49,6 +49,36 @@ static const struct blk_driver filt_driver = {
     .admit = filt_admit,
 };
 
+/* A driver whose writeback op fails (a flush with BLK_REQ_WRITEBACK). */
+static unsigned wb_calls;
+
+static int
+wb_open(struct blk_node *bs, const struct kv *opts, struct blk_error *err)
+{
+    return 0;
+}
+
+static int64_t
+wb_get_length(struct blk_node *bs)
+{
+    return 1 << 20;
+}
+
+static int
+wb_writeback(struct blk_node *bs, struct blk_error *err)
+{
+    wb_calls++;
+    return blk_error_set(err, -EIO, "writing back failed");
+}
+
+static const struct blk_driver wb_driver = {
+    .name = "test-wb",
+    .threads = BLK_THREADS_PARALLEL,
+    .open = wb_open,
+    .get_length = wb_get_length,
+    .writeback = wb_writeback,
+};
+
 /* ---- the requests ------------------------------------------------------- */
 
 struct treq {
@@ -325,6 +355,44 @@ test_filter_admit(void)
 
 /* ---- errors still call back, once, later ----------------------------------- */
 
+static bool wb_done;
+
+static void
+wb_cb(struct blk_req *req)
+{
+    wb_done = true;
+}
+
+/* A failing writeback op fails the BLK_REQ_WRITEBACK flush with its error. */
+static void
+test_writeback_error(void)
+{
+    struct blk_graph *g = blk_graph_new();
+    struct blk_error err = BLK_ERROR_INIT;
+    struct kv *o = kv_new_object();
+    struct blk_node *bs;
+    struct blk_req req;
+
+    kv_set(o, "read-only", kv_new_bool(false));
+    bs = blk_node_open_driver(g, &wb_driver, o, BLK_OPEN_RDWR, &err);
+    kv_free(o);
+    CHECK(bs != NULL);
+    if (bs != NULL) {
+        memset(&req, 0, sizeof(req));
+        req.op = BLK_OP_FLUSH;
+        req.flags = BLK_REQ_WRITEBACK;
+        req.cb = wb_cb;
+        wb_done = false;
+        blk_req_submit(bs, &req);
+        blk_loop_run_until(&wb_done);
+        CHECK_INT(wb_calls, 1);
+        CHECK_INT(req.ret, -EIO);
+        CHECK_STR(req.err.msg, "writing back failed");
+        blk_node_unref(bs);
+    }
+    blk_graph_free(g);
+}
+
 static void
 test_errors(void)
 {
@@ -421,6 +489,7 @@ main(void)
     test_drain();
     test_filter_admit();
     test_errors();
+    test_writeback_error();
     test_permissions();
     uv_loop_close(blk_loop());
     return unit_done();
