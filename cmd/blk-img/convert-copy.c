@@ -62,6 +62,11 @@ struct slot {
     struct iovec *wiov;
     int npieces, cap, pending;
     bool copy;                  /* -C: this chunk goes by copy_file_range */
+    /*
+     * -C could not copy the chunk: it is read and written instead, and
+     * its turn to write (in_order) was taken when the copy was issued
+     */
+    bool copy_failed;
     int copy_part, copy_ret;
     uv_work_t work;
 };
@@ -646,6 +651,7 @@ copy_done(uv_work_t *w, int status)
         r == -EBADF || r == -ETXTBSY) {
         /* Not possible here: read and write from now on (qemu-img does). */
         j->copy_dst_fd = -1;
+        s->copy_failed = true;
         s->reads_out = 1;
         start_read(s);
         return;
@@ -710,7 +716,7 @@ issue_writes(struct slot *s)
      * the one before has returned from the driver, and clusters are still
      * allocated strictly in guest order, as in qemu-img.
      */
-    if (j->in_order) {
+    if (j->in_order && !s->copy_failed) {
         e->wr_offs = s->off + s->len;
     }
     if (--s->pending == 0) {
@@ -730,7 +736,7 @@ try_write(struct slot *s)
         finish_slot(s);
         return;
     }
-    if (e->j->in_order && e->wr_offs != s->off) {
+    if (e->j->in_order && !s->copy_failed && e->wr_offs != s->off) {
         s->state = S_WAIT;
         return;
     }
@@ -968,6 +974,7 @@ start_chunk(struct slot *s, uint64_t off, uint64_t len, enum cv_status st)
     s->pos = 0;
     s->salvage_until = 0;
     s->copy = false;
+    s->copy_failed = false;
     if (st == CV_DATA && s->e->j->copy_dst_fd >= 0 && !s->e->j->compare) {
         uint64_t part_off;
 
@@ -1175,6 +1182,12 @@ cv_run(struct cv_job *j)
     kick(e);
     blk_loop_run_until(&e->done);
     ret = e->ret;
+    if (!e->done && ret == 0) {
+        /* the loop ran dry with chunks left: never call that a success */
+        blk_img_error("%sthe copy stopped before its end",
+                      j->err_prefix ? j->err_prefix : "");
+        ret = -EIO;
+    }
 
 out_free:
     for (i = 0; i < e->nslots; i++) {

@@ -313,3 +313,16 @@ shrink_during() {
     [ "$status" -eq 1 ]
     assert_output --regexp '^blk-img: Block job failed: error while reading at byte [0-9]+: the source file shrank or could not be read$'
 }
+
+@test "convert: -C into another file system (EXDEV) falls back to reads and writes every chunk" {
+    [ -d /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d .)" ] ||
+        skip "needs /dev/shm on a file system apart from $PWD"
+    head -c 24M /dev/zero | tr '\0' '\042' >big.raw
+    out=$(mktemp -p /dev/shm blk-cv-XXXXXX)
+    run "$BLK_IMG" convert -C -f raw -O raw big.raw "$out"
+    cmp big.raw "$out" && ok=1 || ok=0
+    rm -f "$out"
+    assert_success
+    assert_output ""
+    [ "$ok" = 1 ]
+}
