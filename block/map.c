@@ -34,21 +34,21 @@ static _Atomic uint64_t faults;
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction old_bus;
 static bool guard_on;
+static uintptr_t page_size;     /* set before the handler is installed */
 
 static void
 on_bus(int sig, siginfo_t *si, void *uc)
 {
     uintptr_t a = (uintptr_t)si->si_addr;
-    long ps = sysconf(_SC_PAGESIZE);
 
     for (int i = 0; i < MAX_MAPS; i++) {
         uintptr_t s = atomic_load(&maps[i].start);
         size_t n = atomic_load(&maps[i].len);
 
         if (s != 0 && a >= s && a - s < n) {
-            void *page = (void *)(a & ~(uintptr_t)(ps - 1));
+            void *page = (void *)(a & ~(page_size - 1));
 
-            if (mmap(page, (size_t)ps, PROT_READ,
+            if (mmap(page, page_size, PROT_READ,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
                 MAP_FAILED) {
                 atomic_fetch_add(&faults, 1);
@@ -112,6 +112,7 @@ blk_map_file(int fd, size_t len)
     if (!guard_on) {
         struct sigaction sa;
 
+        page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
         memset(&sa, 0, sizeof(sa));
         sa.sa_sigaction = on_bus;
         sa.sa_flags = SA_SIGINFO | SA_RESTART;
