@@ -92,6 +92,17 @@ struct blk_node *blk_open_image(struct blk_graph *g, const char *name,
                                 const char *fmt, bool image_opts,
                                 unsigned flags, struct blk_error *err);
 
+/*
+ * Before validating an --image-opts or json: option tree (not -blockdev):
+ * convert, in opts and every object below it, the string values of the
+ * options QEMU 7.2's drivers read as QemuOpts sizes (raw offset/size,
+ * qcow2 cache sizes, null size) to integers, suffixes allowed ("4M",
+ * "1.5k", util/size.h).  Non-string values are left to the validator.
+ * Fails with QEMU's message for a malformed or out-of-range value, opts
+ * then partly converted.  Any thread.
+ */
+int blk_image_opts_sizes(struct kv *opts, struct blk_error *err);
+
 void blk_node_ref(struct blk_node *bs);
 /* Drops a reference; the last one closes the node and its children. */
 void blk_node_unref(struct blk_node *bs);

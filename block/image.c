@@ -17,6 +17,7 @@
 
 #include "block/node-int.h"
 #include "keyval/schema.h"
+#include "util/size.h"
 #include "util/xalloc.h"
 
 #define PROBE_BYTES 2048
@@ -67,6 +68,75 @@ fill_protocol(struct kv *opts)
         kv_get(f, "filename") != NULL) {
         kv_set(f, "driver", kv_new_str("file"));
     }
+}
+
+/*
+ * The options QEMU 7.2's drivers declare as QemuOpts sizes in their
+ * runtime option lists (block/raw-format.c, block/qcow2.c, block/null.c;
+ * file-posix has none).  --image-opts and json: reach those drivers as
+ * strings, so there they take suffixes ("size=4M"); -blockdev types them
+ * by the QAPI schema and does not.
+ */
+static const struct {
+    const char *driver;
+    const char *const *names;
+} legacy_size_opts[] = {
+    { "raw", (const char *const[]){ "offset", "size", NULL } },
+    { "qcow2", (const char *const[]){ "cache-size", "l2-cache-size",
+                                      "l2-cache-entry-size",
+                                      "refcount-cache-size", NULL } },
+    { "null-co", (const char *const[]){ "size", NULL } },
+    { "null-aio", (const char *const[]){ "size", NULL } },
+};
+
+static const char *const *
+size_opt_names(const char *driver)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(legacy_size_opts) / sizeof(legacy_size_opts[0]); i++) {
+        if (strcmp(legacy_size_opts[i].driver, driver) == 0) {
+            return legacy_size_opts[i].names;
+        }
+    }
+    return NULL;
+}
+
+int
+blk_image_opts_sizes(struct kv *opts, struct blk_error *err)
+{
+    const char *const *names = size_opt_names(kv_get_str(opts, "driver", ""));
+    size_t i;
+
+    for (i = 0; names != NULL && names[i] != NULL; i++) {
+        struct kv *v = kv_get(opts, names[i]);
+        uint64_t u;
+        int r;
+
+        if (v == NULL || v->type != KV_STRING) {
+            continue;
+        }
+        r = blk_size_parse(v->v.s, &u);
+        if (r == -ERANGE) {
+            return blk_error_set(err, -EINVAL, "Value '%s' is out of range "
+                                 "for parameter '%s'", v->v.s, names[i]);
+        }
+        if (r < 0) {
+            return blk_error_set(err, -EINVAL, "Parameter '%s' expects a "
+                                 "non-negative number below 2^64\nOptional "
+                                 "suffix k, M, G, T, P or E means kilo-, "
+                                 "mega-, giga-, tera-, peta-\nand exabytes, "
+                                 "respectively.", names[i]);
+        }
+        kv_set(opts, names[i], kv_new_uint(u));
+    }
+    for (i = 0; i < opts->n; i++) {
+        if (opts->vals[i]->type == KV_OBJECT &&
+            blk_image_opts_sizes(opts->vals[i], err) < 0) {
+            return -EINVAL;
+        }
+    }
+    return 0;
 }
 
 /* The best-scoring format for the first bytes of bs; "raw" if none claims it. */
@@ -227,7 +297,8 @@ blk_open_image(struct blk_graph *g, const char *name, const char *fmt,
         opts = kv_parse(name, "driver", NULL, &is_json, err);
         if (opts != NULL) {
             fill_protocol(opts);
-            if (kv_validate(opts, kv_schema_lookup("BlockdevOptions"),
+            if (blk_image_opts_sizes(opts, err) < 0 ||
+                kv_validate(opts, kv_schema_lookup("BlockdevOptions"),
                             is_json ? KV_MODE_JSON : KV_MODE_KEYVAL, err) < 0) {
                 kv_free(opts);
                 opts = NULL;
@@ -237,7 +308,8 @@ blk_open_image(struct blk_graph *g, const char *name, const char *fmt,
         opts = kv_parse_json_filename(name, err);
         if (opts != NULL) {
             fill_protocol(opts);
-            if (kv_validate(opts, kv_schema_lookup("BlockdevOptions"),
+            if (blk_image_opts_sizes(opts, err) < 0 ||
+                kv_validate(opts, kv_schema_lookup("BlockdevOptions"),
                             KV_MODE_LENIENT, err) < 0) {
                 kv_free(opts);
                 opts = NULL;

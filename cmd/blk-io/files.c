@@ -5,7 +5,6 @@
  * Loop thread.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -15,7 +14,6 @@
 #include "cmd/blk-io/blk-io.h"
 #include "keyval/schema.h"
 #include "util/sbuf.h"
-#include "util/size.h"
 #include "util/xalloc.h"
 
 void
@@ -90,32 +88,6 @@ add_keyval_value(struct sbuf *sb, const char *s)
 }
 
 /*
- * qemu-io parses --image-opts and open -o with QemuOpts, where a driver's
- * "size" option takes suffixes (null-co,size=1M).  The schema types it as
- * an integer, so convert such strings first.
- */
-static void
-legacy_sizes(struct kv *tree)
-{
-    uint64_t v;
-
-    for (size_t i = 0; i < tree->n; i++) {
-        struct kv *m = tree->vals[i];
-
-        if (m->type == KV_OBJECT) {
-            legacy_sizes(m);
-        } else if (m->type == KV_STRING && strcmp(tree->keys[i], "size") == 0 &&
-                   blk_size_parse(m->v.s, &v) == 0) {
-            char buf[32];
-
-            snprintf(buf, sizeof(buf), "%" PRIu64, v);
-            free(m->v.s);
-            m->v.s = xstrdup(buf);
-        }
-    }
-}
-
-/*
  * Every "file" child given by filename alone, at any depth (a filter over
  * a format, a backing file's file), gets the file protocol driver.
  */
@@ -153,11 +125,10 @@ parse_blockdev_opts(const char *s, struct blk_error *err)
     if (tree == NULL) {
         return NULL;
     }
-    if (!is_json) {
-        legacy_sizes(tree);
-    }
     default_protocol(tree);
-    if (kv_validate(tree, t, is_json ? KV_MODE_JSON : KV_MODE_KEYVAL,
+    /* qemu-io reads these through QemuOpts, where sizes take suffixes */
+    if (blk_image_opts_sizes(tree, err) < 0 ||
+        kv_validate(tree, t, is_json ? KV_MODE_JSON : KV_MODE_KEYVAL,
                     err) < 0) {
         kv_free(tree);
         return NULL;
