@@ -595,6 +595,8 @@ static int
 open_sources(struct blk_graph *g, const struct convert_opts *o,
              char **names, unsigned flags, struct cv_job *j)
 {
+    struct blk_error err = BLK_ERROR_INIT;
+
     for (int i = 0; i < j->nparts; i++) {
         struct blk_node *bs;
         int64_t len;
@@ -605,6 +607,22 @@ open_sources(struct blk_graph *g, const struct convert_opts *o,
             return -1;
         }
         j->parts[i].bs = bs;
+        /*
+         * qemu-img opens convert's sources without sharing write
+         * (BDRV_O_NO_SHARE), so a target on the same file is refused
+         * unless -U.  The graph frees the backend after the parts.
+         */
+        if (blk_backend_new(g, NULL, bs, BLK_PERM_CONSISTENT_READ,
+                            o->force_share ? BLK_PERM_ALL
+                            : BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED,
+                            &err) == NULL) {
+            if (o->image_opts) {
+                blk_img_error("%s", err.msg);
+            } else {
+                blk_img_error("Could not open '%s': %s", names[i], err.msg);
+            }
+            return -1;
+        }
         len = blk_node_get_length(bs);
         if (len < 0) {
             blk_img_error("Could not get size of %s: %s", names[i],
