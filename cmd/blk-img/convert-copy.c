@@ -68,6 +68,12 @@ struct slot {
      */
     bool copy_failed;
     int copy_part, copy_ret;
+    /*
+     * The copy's descriptors and source offset, taken on the loop when
+     * the chunk starts: the worker reads only these, never the job.
+     */
+    int copy_src_fd, copy_dst_fd;
+    uint64_t copy_in;
     uv_work_t work;
 };
 
@@ -90,6 +96,8 @@ struct engine {
     bool flush_busy;
     /* progress */
     uint64_t alloc_total, alloc_done;
+    /* -C: a copy was found impossible here; read and write from now on */
+    bool copy_off;
     /* rate limit */
     double start;
     uint64_t issued;
@@ -605,19 +613,13 @@ static void
 copy_work(uv_work_t *w)
 {
     struct slot *s = container_of(w, struct slot, work);
-    struct cv_job *j = s->e->j;
-    uint64_t part_off = 0;
-    loff_t in, out = (loff_t)s->off;
+    loff_t in = (loff_t)s->copy_in, out = (loff_t)s->off;
     size_t left = s->len;
 
-    for (int i = 0; i < s->copy_part; i++) {
-        part_off += j->parts[i].len;
-    }
-    in = (loff_t)(s->off - part_off + j->src_offset);
     s->copy_ret = 0;
     while (left > 0) {
-        ssize_t n = copy_file_range(j->copy_src_fd[s->copy_part], &in,
-                                    j->copy_dst_fd, &out, left, 0);
+        ssize_t n = copy_file_range(s->copy_src_fd, &in, s->copy_dst_fd,
+                                    &out, left, 0);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -649,8 +651,12 @@ copy_done(uv_work_t *w, int status)
     }
     if (r == -EXDEV || r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP ||
         r == -EBADF || r == -ETXTBSY) {
-        /* Not possible here: read and write from now on (qemu-img does). */
-        j->copy_dst_fd = -1;
+        /*
+         * Not possible here: read and write from now on (qemu-img does).
+         * Copies already issued keep their own descriptors; the job's
+         * stay open for the caller to close.
+         */
+        e->copy_off = true;
         s->copy_failed = true;
         s->reads_out = 1;
         start_read(s);
@@ -975,12 +981,17 @@ start_chunk(struct slot *s, uint64_t off, uint64_t len, enum cv_status st)
     s->salvage_until = 0;
     s->copy = false;
     s->copy_failed = false;
-    if (st == CV_DATA && s->e->j->copy_dst_fd >= 0 && !s->e->j->compare) {
+    if (st == CV_DATA && s->e->j->copy_dst_fd >= 0 && !s->e->copy_off &&
+        !s->e->j->compare) {
+        struct cv_job *j = s->e->j;
         uint64_t part_off;
 
-        select_part(s->e->j, off, &s->copy_part, &part_off);
-        s->copy = s->e->j->copy_src_fd[s->copy_part] >= 0 &&
-                  off + len <= part_off + s->e->j->parts[s->copy_part].len;
+        select_part(j, off, &s->copy_part, &part_off);
+        s->copy = j->copy_src_fd[s->copy_part] >= 0 &&
+                  off + len <= part_off + j->parts[s->copy_part].len;
+        s->copy_src_fd = j->copy_src_fd[s->copy_part];
+        s->copy_dst_fd = j->copy_dst_fd;
+        s->copy_in = off - part_off + j->src_offset;
     }
     if (s->copy) {
         s->state = S_READ;

@@ -94,8 +94,9 @@ struct cv_job {
      * -C: data chunks are copied with copy_file_range(2) from
      * copy_src_fd[part] (the part's file, same offsets) to copy_dst_fd
      * (the target's file); -1 disables.  The first failure that means
-     * "not possible here" turns it off and the chunk is read and
-     * written instead, as qemu-img falls back.
+     * "not possible here" turns it off for the rest of the job and the
+     * chunk is read and written instead, as qemu-img falls back.  The
+     * engine only reads these; they stay the caller's to close.
      */
     int *copy_src_fd;
     int copy_dst_fd;

@@ -326,3 +326,25 @@ shrink_during() {
     assert_output ""
     [ "$ok" = 1 ]
 }
+
+@test "convert: -C falling back (EXDEV) still closes the target descriptor it opened" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    [ -d /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d .)" ] ||
+        skip "needs /dev/shm on a file system apart from $PWD"
+    head -c 8M /dev/zero | tr '\0' '\043' >big.raw
+    out=$(mktemp -p /dev/shm blk-cv-XXXXXX)
+    run strace -f -qq -e trace=openat,close -o trace.txt \
+        "$BLK_IMG" convert -C -f raw -O raw big.raw "$out"
+    cmp big.raw "$out" && ok=1 || ok=0
+    rm -f "$out"
+    assert_success
+    [ "$ok" = 1 ]
+    # the O_WRONLY descriptor -C opens on the target is closed after it
+    awk -v name="\"$out\"," '
+        index($0, "openat(AT_FDCWD, " name " O_WRONLY|O_CLOEXEC) = ") {
+            fd = $NF; next
+        }
+        fd != "" && $0 ~ ("close\\(" fd "\\) += 0") { closed = 1 }
+        END { exit !(fd != "" && closed) }
+    ' trace.txt
+}
