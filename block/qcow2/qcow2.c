@@ -494,17 +494,6 @@ load_l1(struct qcow2 *q, struct blk_error *err)
     return 0;
 }
 
-static char *
-sibling_path(const char *image, const char *name)
-{
-    const char *slash;
-
-    if (name[0] == '/' || image == NULL || (slash = strrchr(image, '/')) == NULL) {
-        return xstrdup(name);
-    }
-    return xasprintf("%.*s/%s", (int)(slash - image), image, name);
-}
-
 static int
 open_data_file(struct qcow2 *q, struct blk_node *bs, const struct kv *opts,
                struct blk_error *err)
@@ -524,15 +513,14 @@ open_data_file(struct qcow2 *q, struct blk_node *bs, const struct kv *opts,
         }
     } else if (want && q->data_file_name != NULL) {
         struct kv *o = kv_new_object(), *ref = kv_new_object();
-        char *path = sibling_path(blk_node_get_filename(bs), q->data_file_name);
 
+        /* as QEMU 7.2 does, a relative name is from the working directory */
         kv_set(ref, "driver", kv_new_str("file"));
-        kv_set(ref, "filename", kv_new_str(path));
+        kv_set(ref, "filename", kv_new_str(q->data_file_name));
         kv_set(o, "data-file", ref);
         c = blk_node_open_child(bs, o, "data-file", "data-file", BLK_ROLE_DATA,
                                 false, err);
         kv_free(o);
-        free(path);
         if (c == NULL) {
             return -EINVAL;
         }
