@@ -222,6 +222,13 @@ qcow2_create(const struct kv *opts, struct blk_error *err)
     if (r < 0) {
         return r;
     }
+    /*
+     * A raw data file is readable as a raw image on its own, so (as in
+     * QEMU) every cluster is mapped: metadata preallocation at least.
+     */
+    if (o.data_file_raw && o.prealloc == BLK_PREALLOC_OFF) {
+        o.prealloc = BLK_PREALLOC_METADATA;
+    }
     r = write_bootstrap(&o, err);
     if (r < 0) {
         return r;

@@ -161,21 +161,24 @@ append_option(char **acc, const char *s)
 
 /*
  * The BlockdevCreateOptions trees to create out_fmt at filename: the
- * protocol file first (qcow2: empty; raw: the whole image), then the
- * format (qcow2 only).  -o names and checks come from img-common's
- * tables (as for create).  Returns -errno with err set in qemu-img's
- * words, or 1 after printing -o help.
+ * protocol file first (qcow2: empty; raw: the whole image), then as
+ * create does, qcow2's data_file (a file of the virtual size, its name
+ * as given: relative to the working directory), then the format (qcow2
+ * only).  -o names and checks come from img-common's tables (as for
+ * create).  *data_made is set to the data file's name when this call
+ * made it.  Returns -errno with err set in qemu-img's words, or 1 after
+ * printing -o help.
  */
 static int
 create_target(const struct convert_opts *o, const char *filename,
               uint64_t size, bool *has_backing, bool *created,
-              struct blk_error *err)
+              char **data_made, struct blk_error *err)
 {
     bool qcow2 = strcmp(o->out_fmt, "qcow2") == 0, help = false;
     const struct img_opt_desc *ft = img_create_opts(o->out_fmt);
     const struct img_opt_desc *pt = img_protocol_opts();
     const struct kv_schema_type *t = kv_schema_lookup("BlockdevCreateOptions");
-    struct kv *user = NULL, *file, *fmt = NULL;
+    struct kv *user = NULL, *file, *fmt = NULL, *data = NULL;
     int r = 0;
 
     if (o->options != NULL) {
@@ -223,7 +226,33 @@ create_target(const struct convert_opts *o, const char *filename,
         if (strcmp(name, "backing_file") == 0) {
             *has_backing = true;
         }
+        if (qcow2 && strcmp(name, "data_file") == 0) {
+            struct kv *ref = kv_new_object();
+
+            kv_set(ref, "driver", kv_new_str("file"));
+            kv_set(ref, "filename", kv_new_str(v));
+            kv_set(fmt, d->member, ref);
+            data = kv_dup(ref);
+            kv_set(data, "size", kv_new_uint(size));
+            continue;
+        }
         kv_set(dst, d->member, kv_new_str(v));
+    }
+    /* the data file: the protocol options, and falloc/full as create does */
+    for (size_t i = 0; data != NULL && i < file->n; i++) {
+        const char *k = file->keys[i];
+
+        if (strcmp(k, "driver") != 0 && strcmp(k, "filename") != 0 &&
+            strcmp(k, "size") != 0 && strcmp(k, "preallocation") != 0) {
+            kv_set(data, k, kv_dup(file->vals[i]));
+        }
+    }
+    if (data != NULL) {
+        const char *pa = kv_get_str(fmt, "preallocation", "off");
+
+        if (strcmp(pa, "falloc") == 0 || strcmp(pa, "full") == 0) {
+            kv_set(data, "preallocation", kv_new_str(pa));
+        }
     }
     if (o->out_base != NULL) {
         if (!qcow2) {
@@ -250,6 +279,7 @@ create_target(const struct convert_opts *o, const char *filename,
         goto out;
     }
     if (kv_validate(file, t, KV_MODE_KEYVAL, err) < 0 ||
+        (data && kv_validate(data, t, KV_MODE_KEYVAL, err) < 0) ||
         (fmt && kv_validate(fmt, t, KV_MODE_KEYVAL, err) < 0)) {
         blk_error_prefix(err, "%s: error while converting %s: ", filename,
                          o->out_fmt);
@@ -258,6 +288,15 @@ create_target(const struct convert_opts *o, const char *filename,
     }
     r = blk_create(file, err);
     *created = r == 0;
+    if (r == 0 && data != NULL) {
+        const char *dname = kv_get_str(data, "filename", "");
+        bool existed = access(dname, F_OK) == 0;
+
+        r = blk_create(data, err);
+        if (!existed && access(dname, F_OK) == 0) {
+            *data_made = xstrdup(dname);
+        }
+    }
     if (r == 0 && fmt != NULL) {
         r = blk_create(fmt, err);
     }
@@ -269,6 +308,7 @@ out:
     kv_free(user);
     kv_free(file);
     kv_free(fmt);
+    kv_free(data);
     return r;
 }
 
@@ -730,6 +770,7 @@ cmd_convert(int argc, char **argv)
     struct blk_error err = BLK_ERROR_INIT;
     struct blk_progress *prog = NULL;
     const char *out_filename;
+    char *data_made = NULL;
     unsigned src_flags, tgt_flags;
     bool src_wt, tgt_wt, has_backing = false, created = false;
     int nsrc, i, ret = 1;
@@ -811,7 +852,7 @@ cmd_convert(int argc, char **argv)
     if (!o.skip_create) {
         bool existed = access(out_filename, F_OK) == 0;
         int r = create_target(&o, out_filename, j.total, &has_backing,
-                              &created, &err);
+                              &created, &data_made, &err);
 
         /* A file creation that failed half way still made the file. */
         created |= !existed && access(out_filename, F_OK) == 0;
@@ -906,11 +947,15 @@ out:
      * A target this command created and could not fill is removed: a
      * half-written raw file or qcow2 image would otherwise look like a
      * complete image (qemu-img leaves it).  With -n the user's existing
-     * target is left as it is.
+     * target is left as it is; so is a data file that existed before.
      */
     if (ret != 0 && created && out_filename != NULL) {
         unlink(out_filename);
     }
+    if (ret != 0 && data_made != NULL) {
+        unlink(data_made);
+    }
+    free(data_made);
 out_free:
     blk_progress_end(prog);
     free(j.parts);

@@ -276,7 +276,13 @@ create_qcow2(const struct create *c)
     kv_free(f);
     if (r == 0 && data != NULL) {
         struct kv *dt = file_tree(c, data, c->size, false);
+        const char *prealloc = img_opt_str(c->opts, "preallocation");
 
+        /* the data file holds the clusters that falloc and full allocate */
+        if (prealloc != NULL && (strcmp(prealloc, "falloc") == 0 ||
+                                 strcmp(prealloc, "full") == 0)) {
+            set_str(dt, "preallocation", prealloc);
+        }
         r = do_create(c, dt);
         kv_free(dt);
     }

@@ -197,3 +197,142 @@ same_allocation() {
     convert_both --salvage -O raw src.comp OUT
     convert_both -O raw src.comp OUT
 }
+
+# full_file FILE: 1 if every byte of FILE has a block on disk, else 0
+full_file() {
+    echo $(($(stat -c %b "$1") * 512 >= $(stat -c %s "$1")))
+}
+
+# same_data_file: q.out and b.out name their data files alike (OUT.data
+# for OUT), map their clusters to the same data file offsets, and the
+# data files have the same size and contents and are both fully
+# allocated or both not.
+same_data_file() {
+    diff <(qemu-img info q.out | sed -n 's/q\.out/OUT/g; /data file/p') \
+         <(qemu-img info b.out | sed -n 's/b\.out/OUT/g; /data file/p')
+    diff <(qemu-img map --output=json q.out) <(qemu-img map --output=json b.out)
+    [ "$(stat -c %s q.out.data)" = "$(stat -c %s b.out.data)" ]
+    cmp q.out.data b.out.data
+    [ "$(full_file q.out.data)" = "$(full_file b.out.data)" ]
+}
+
+@test "compat convert: -o data_file makes the external data file" {
+    for s in sparse qcow2 chain2; do
+        shape $s
+        rm -f q.out.data b.out.data
+        convert_both -O qcow2 -o data_file=OUT.data src.$s OUT
+        qemu-img info b.out | grep -q 'data file: b.out.data'
+        same_data_file
+    done
+}
+
+@test "compat convert: data_file_raw=on leaves the data file a raw copy" {
+    for s in sparse qcow2; do
+        shape $s
+        rm -f q.out.data b.out.data
+        convert_both -O qcow2 -o data_file=OUT.data,data_file_raw=on src.$s OUT
+        same_data_file
+        qemu-img compare -q -f raw b.out.data src.$s
+    done
+}
+
+@test "compat convert: a relative data_file is from the working directory" {
+    shape sparse
+    mkdir sub
+    qemu-img convert -O qcow2 -o data_file=q.data src.sparse sub/q.out
+    "$BLK_IMG" convert -O qcow2 -o data_file=b.data src.sparse sub/b.out
+    [ -f q.data ] && [ -f b.data ] && [ ! -e sub/q.data ] && [ ! -e sub/b.data ]
+    qemu-img compare -q src.sparse sub/b.out
+    "$BLK_IMG" compare -q src.sparse sub/q.out
+    cmp q.data b.data
+    # from the image's directory the data file is not found, by either tool
+    cd sub
+    run qemu-img compare -q ../src.sparse q.out
+    qrc=$status qline=${output//q./X.}
+    run "$BLK_IMG" compare -q ../src.sparse b.out
+    assert_equal "$status" "$qrc"
+    assert_equal "${output//b./X.}" "${qline//qemu-img/blk-img}"
+}
+
+@test "compat convert: data_file with an existing data file truncates it" {
+    shape sparse
+    for opts in data_file=OUT.data data_file=OUT.data,data_file_raw=on; do
+        for len in 40M 2M; do
+            head -c $len /dev/urandom > q.out.data
+            cp q.out.data b.out.data
+            convert_both -O qcow2 -o $opts src.sparse OUT
+            same_data_file
+        done
+    done
+}
+
+@test "compat convert: data_file with preallocation" {
+    shape sparse
+    for p in metadata falloc full; do
+        rm -f q.out.data b.out.data
+        convert_both -O qcow2 -o data_file=OUT.data,preallocation=$p src.sparse OUT
+        same_data_file
+        rm -f q.out.data b.out.data
+        convert_both -O qcow2 -o data_file=OUT.data,data_file_raw=on,preallocation=$p \
+            src.sparse OUT
+        same_data_file
+    done
+}
+
+@test "compat convert: data_file with -B, and data_file_raw=on refused with -B" {
+    shape chain3
+    cp l2.qcow2 b.base
+    cp l2.qcow2 q.base
+    convert_both -O qcow2 -B l2.qcow2 -F qcow2 -o data_file=OUT.data src.chain3 OUT
+    same_data_file
+    qemu-img info b.out | grep -q 'backing file: l2.qcow2'
+    rm -f q.out.data b.out.data
+    convert_both -O qcow2 -B l2.qcow2 -F qcow2 -o data_file=OUT.data,data_file_raw=on \
+        src.chain3 OUT
+    [ ! -e q.out ] && [ ! -e q.out.data ] && [ ! -e b.out ] && [ ! -e b.out.data ]
+}
+
+@test "compat convert: -n with data_file, and -n into an image with a data file" {
+    shape sparse
+    convert_both -n -O qcow2 -o data_file=OUT.data src.sparse OUT
+    [ ! -e q.out.data ] && [ ! -e b.out.data ]
+    qemu-img create -q -f qcow2 -o data_file=q.out.data q.out 24M
+    qemu-img create -q -f qcow2 -o data_file=b.out.data b.out 24M
+    qemu-img convert -n -O qcow2 src.sparse q.out
+    "$BLK_IMG" convert -n -O qcow2 src.sparse b.out
+    qemu-img compare -q src.sparse b.out
+    qemu-img check -q b.out
+    same_data_file
+}
+
+# qemu-img leaves the image and data file it made when the copy fails;
+# blk-img removes both (a data file that existed before stays).
+@test "compat convert: -c into an image with a data file fails alike" {
+    shape sparse
+    convert_both -c -O qcow2 -o data_file=OUT.data src.sparse OUT
+    [ -e q.out ] && [ -e q.out.data ]
+    [ ! -e b.out ] && [ ! -e b.out.data ]
+    head -c 1M /dev/urandom > b.out.data
+    convert_both -c -O qcow2 -o data_file=OUT.data src.sparse OUT
+    [ ! -e b.out ] && [ -e b.out.data ]
+}
+
+@test "compat convert: data_file errors" {
+    shape sparse
+    convert_both -O raw -o data_file=OUT.data src.sparse OUT
+    convert_both -O qcow2 -o data_file=OUT.data,compat=0.10 src.sparse OUT
+    convert_both -O qcow2 -o data_file_raw=on src.sparse OUT
+    convert_both -O qcow2 -o data_file=nodir/OUT.data src.sparse OUT
+    [ ! -e q.out.data ] && [ ! -e b.out.data ] && [ ! -e b.out ]
+}
+
+@test "compat convert: create and convert make the same data file image" {
+    for p in off falloc full; do
+        rm -f q.img q.img.data b.img b.img.data
+        qemu-img create -q -f qcow2 -o data_file=q.img.data,data_file_raw=on,preallocation=$p q.img 8M
+        "$BLK_IMG" create -q -f qcow2 -o data_file=b.img.data,data_file_raw=on,preallocation=$p b.img 8M
+        diff <(qemu-img map --output=json q.img) <(qemu-img map --output=json b.img)
+        [ "$(full_file q.img.data)" = "$(full_file b.img.data)" ]
+        qemu-img check -q b.img
+    done
+}
