@@ -13,6 +13,8 @@
  * Loop thread only.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,15 @@ struct engine {
     int ret;
     bool done;
     bool in_kick, kick_again;
+    /*
+     * The one error line, printed when the copy ends: chunks in flight
+     * fail in any order, and the message of the lowest offset is the one
+     * qemu-img (which reports the first chunk to fail in offset order)
+     * prints.  err_key is that offset (UINT64_MAX: no offset).
+     */
+    bool err_set;
+    uint64_t err_key;
+    char err_msg[512];
 };
 
 static double
@@ -117,13 +128,33 @@ now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Keep msg (after the job's prefix) as the error line if key is the lowest yet. */
+static void __attribute__((format(printf, 3, 4)))
+defer_error(struct engine *e, uint64_t key, const char *fmt, ...)
+{
+    const char *pre = e->j->err_prefix ? e->j->err_prefix : "";
+    size_t n;
+    va_list ap;
+
+    if (e->err_set && key >= e->err_key) {
+        return;
+    }
+    e->err_set = true;
+    e->err_key = key;
+    n = (size_t)snprintf(e->err_msg, sizeof(e->err_msg), "%s", pre);
+    if (n >= sizeof(e->err_msg)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(e->err_msg + n, sizeof(e->err_msg) - n, fmt, ap);
+    va_end(ap);
+}
+
 static void
 report(struct engine *e, const char *fmt, uint64_t off, int r)
 {
-    const char *pre = e->j->err_prefix ? e->j->err_prefix : "";
-
-    blk_img_error("%s%s%llu: %s", pre, fmt, (unsigned long long)off,
-                  strerror(-r));
+    defer_error(e, off, "%s%llu: %s", fmt, (unsigned long long)off,
+                strerror(-r));
 }
 
 static void
@@ -519,12 +550,9 @@ span_failed(struct slot *s)
 {
     struct engine *e = s->e;
 
-    if (e->ret == 0) {
-        blk_img_error("%serror while reading at byte %llu: the source file "
-                      "shrank or could not be read",
-                      e->j->err_prefix ? e->j->err_prefix : "",
-                      (unsigned long long)s->off);
-    }
+    defer_error(e, s->off, "error while reading at byte %llu: the source "
+                "file shrank or could not be read",
+                (unsigned long long)s->off);
     fail(e, -EIO);
 }
 
@@ -547,11 +575,9 @@ flush_cb(struct blk_req *req)
     struct engine *e = req->opaque;
 
     e->flush_busy = false;
-    if (req->ret < 0 && e->ret == 0) {
-        const char *pre = e->j->err_prefix ? e->j->err_prefix : "";
-
-        blk_img_error("%serror while writing back the target: %s", pre,
-                      strerror(-req->ret));
+    if (req->ret < 0) {
+        defer_error(e, UINT64_MAX, "error while writing back the target: %s",
+                    strerror(-req->ret));
         fail(e, req->ret);
     }
     kick(e);
@@ -594,7 +620,7 @@ write_cb(struct blk_req *req)
         /* the kernel could not read the span: its file shrank (no SIGBUS
          * inside a system call, so no fault was counted) */
         span_failed(s);
-    } else if (req->ret < 0 && e->ret == 0) {
+    } else if (req->ret < 0) {
         report(e, "error while writing at byte ", req->offset, req->ret);
         fail(e, req->ret);
     }
@@ -662,9 +688,7 @@ copy_done(uv_work_t *w, int status)
         start_read(s);
         return;
     }
-    if (e->ret == 0) {
-        report(e, "error while writing at byte ", s->off, r);
-    }
+    report(e, "error while writing at byte ", s->off, r);
     fail(e, r);
     finish_slot(s);
 }
@@ -774,8 +798,12 @@ compare_cb(struct blk_req *req)
     struct engine *e = s->e;
 
     if (req->ret < 0) {
-        if (e->ret == 0) {
-            blk_img_error("error while reading from new backing file");
+        /* qemu-img's line has neither prefix nor offset; ordered by it */
+        if (!e->err_set || s->off < e->err_key) {
+            e->err_set = true;
+            e->err_key = s->off;
+            snprintf(e->err_msg, sizeof(e->err_msg),
+                     "error while reading from new backing file");
         }
         fail(e, req->ret);
     }
@@ -832,9 +860,7 @@ read_cb(struct blk_req *req)
             }
             memset(s->buf + s->pos, 0, s->cur_len);
         } else {
-            if (e->ret == 0) {
-                report(e, "error while reading at byte ", s->off, req->ret);
-            }
+            report(e, "error while reading at byte ", s->off, req->ret);
             fail(e, req->ret);
             read_phase_done(s);
             return;
@@ -1195,8 +1221,7 @@ cv_run(struct cv_job *j)
     ret = e->ret;
     if (!e->done && ret == 0) {
         /* the loop ran dry with chunks left: never call that a success */
-        blk_img_error("%sthe copy stopped before its end",
-                      j->err_prefix ? j->err_prefix : "");
+        defer_error(e, UINT64_MAX, "the copy stopped before its end");
         ret = -EIO;
     }
 
@@ -1213,6 +1238,9 @@ out_free:
         uv_run(blk_loop(), UV_RUN_NOWAIT);     /* runs the close */
     }
 out:
+    if (e->err_set) {
+        blk_img_error("%s", e->err_msg);
+    }
     if (e->use_gate) {
         blk_order_gate_destroy(&e->gate);
     }
