@@ -1,8 +1,9 @@
 /*
  * convert-copy.c - the copy engine of convert, commit and rebase
  * (convert-int.h).  A planner walks the source in status runs, as
- * qemu-img does; each of up to 16 slots takes the next chunk, reads it
- * with requests on the libuv loop, finds zeroes in what it read, and
+ * qemu-img does; each of up to 16 slots takes the next chunk, gets it
+ * as a span of the source file's page cache (map_work, on a worker) or
+ * else reads it with requests on the libuv loop, finds zeroes in it, and
  * writes data and zero ranges to the target.  Without -W a chunk issues
  * its writes only after the chunk before it in offset order has issued
  * its own, while reads and zero detection of the following chunks go on;
@@ -10,7 +11,8 @@
  * a qcow2 target also pass an ordering gate, so clusters are allocated
  * in guest order as by qemu-img (issue_writes says more).  Compressed
  * writes skip the gate, so their compression runs on every core at once.
- * Loop thread only.
+ * Loop thread, except map_work and copy_work, which run on the pool and
+ * touch only their slot.
  */
 #include <errno.h>
 #include <stdarg.h>
