@@ -47,6 +47,12 @@ void blk_loop_run_until(const bool *done);
 void blk_loop_set_inline_writes(bool on);
 /* Writes done inline so far (tests). */
 unsigned long blk_loop_inline_writes(void);
+/*
+ * Whether the loop may make short blocking system calls of its own (the
+ * same setting: a loop that serves one command); drivers' ring paths
+ * use it, e.g. the file driver's fallocate before a big write.
+ */
+bool blk_loop_may_block(void);
 
 /* ---- the graph ---------------------------------------------------------- */
 

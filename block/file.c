@@ -22,6 +22,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "block/block.h"
 #include "block/driver.h"
 #include "block/map.h"
 #include "util/iov.h"
@@ -843,7 +844,8 @@ aio_rw(struct blk_node *bs, uint64_t off, uint64_t len, struct iovec *iov,
     if (iovcnt > IOV_MAX || (write && !s->fd_rw) || !s->is_reg) {
         return -EAGAIN;
     }
-    if (write) {
+    /* fallocate may wait for the inode lock: only where the loop may block */
+    if (write && blk_loop_may_block()) {
         prealloc_for_write(s, off, len);
     }
     if (write && (flags & BLK_REQ_FUA)) {

@@ -536,6 +536,12 @@ blk_loop_inline_writes(void)
     return inline_count;
 }
 
+bool
+blk_loop_may_block(void)
+{
+    return inline_writes;
+}
+
 void
 blk_loop_set_inline_writes(bool on)
 {
