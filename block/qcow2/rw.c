@@ -265,20 +265,29 @@ map_on_loop(struct qcow2 *q, uint64_t off, uint64_t len, bool write,
     return r;
 }
 
+/*
+ * The loop's read lookup (map_on_loop): zeroes are filled at once (0);
+ * -EINPROGRESS with *host means one read of the data file is left.
+ */
+static int
+read_on_loop(struct qcow2 *q, uint64_t off, uint64_t len, struct iovec *iov,
+             int iovcnt, uint64_t *host, struct blk_error *err)
+{
+    enum qcow2_subcluster_type t;
+    int r = map_on_loop(q, off, len, false, host, &t, err);
+
+    return r < 0 ? r : read_mapped_at_once(q, t, len, iov, iovcnt);
+}
+
 int
 qcow2_try_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
                  struct iovec *iov, int iovcnt, unsigned flags,
                  struct blk_error *err)
 {
     struct qcow2 *q = qcow2_state(bs);
-    enum qcow2_subcluster_type t;
     uint64_t host;
-    int r = map_on_loop(q, off, len, false, &host, &t, err);
+    int r = read_on_loop(q, off, len, iov, iovcnt, &host, err);
 
-    if (r < 0) {
-        return r;
-    }
-    r = read_mapped_at_once(q, t, len, iov, iovcnt);
     if (r != -EINPROGRESS) {
         return r;
     }
@@ -295,14 +304,9 @@ qcow2_aio_preadv(struct blk_node *bs, uint64_t off, uint64_t len,
                  struct blk_aio *aio, struct blk_error *err)
 {
     struct qcow2 *q = qcow2_state(bs);
-    enum qcow2_subcluster_type t;
     uint64_t host;
-    int r = map_on_loop(q, off, len, false, &host, &t, err);
+    int r = read_on_loop(q, off, len, iov, iovcnt, &host, err);
 
-    if (r < 0) {
-        return r;
-    }
-    r = read_mapped_at_once(q, t, len, iov, iovcnt);
     if (r != -EINPROGRESS) {
         return r;
     }
