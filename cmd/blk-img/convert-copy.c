@@ -130,13 +130,15 @@ now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Keep msg (after the job's prefix) as the error line if key is the lowest yet. */
-static void __attribute__((format(printf, 3, 4)))
-defer_error(struct engine *e, uint64_t key, const char *fmt, ...)
+/*
+ * Keep pre + the formatted message as the error line if key is the
+ * lowest yet.
+ */
+static void
+keep_error(struct engine *e, uint64_t key, const char *pre, const char *fmt,
+           va_list ap)
 {
-    const char *pre = e->j->err_prefix ? e->j->err_prefix : "";
     size_t n;
-    va_list ap;
 
     if (e->err_set && key >= e->err_key) {
         return;
@@ -144,11 +146,30 @@ defer_error(struct engine *e, uint64_t key, const char *fmt, ...)
     e->err_set = true;
     e->err_key = key;
     n = (size_t)snprintf(e->err_msg, sizeof(e->err_msg), "%s", pre);
-    if (n >= sizeof(e->err_msg)) {
-        return;
+    if (n < sizeof(e->err_msg)) {
+        vsnprintf(e->err_msg + n, sizeof(e->err_msg) - n, fmt, ap);
     }
+}
+
+/* keep_error with the job's prefix (err_prefix). */
+static void __attribute__((format(printf, 3, 4)))
+defer_error(struct engine *e, uint64_t key, const char *fmt, ...)
+{
+    va_list ap;
+
     va_start(ap, fmt);
-    vsnprintf(e->err_msg + n, sizeof(e->err_msg) - n, fmt, ap);
+    keep_error(e, key, e->j->err_prefix ? e->j->err_prefix : "", fmt, ap);
+    va_end(ap);
+}
+
+/* keep_error without a prefix (qemu-img's rebase line has none). */
+static void __attribute__((format(printf, 3, 4)))
+defer_bare_error(struct engine *e, uint64_t key, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    keep_error(e, key, "", fmt, ap);
     va_end(ap);
 }
 
@@ -801,12 +822,8 @@ compare_cb(struct blk_req *req)
 
     if (req->ret < 0) {
         /* qemu-img's line has neither prefix nor offset; ordered by it */
-        if (!e->err_set || s->off < e->err_key) {
-            e->err_set = true;
-            e->err_key = s->off;
-            snprintf(e->err_msg, sizeof(e->err_msg),
-                     "error while reading from new backing file");
-        }
+        defer_bare_error(e, s->off, "error while reading from new backing "
+                         "file");
         fail(e, req->ret);
     }
     read_phase_done(s);
